@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A growable byte buffer with a hard maximum: request and response bodies, JSON we
+ * write. Appending past the maximum fails with XRAY_ETOOBIG and leaves the buffer as
+ * it was, so a caller can stop cleanly. */
+#ifndef XRAYD_BUF_H
+#define XRAYD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+    char *data; /* owned; NUL-terminated when len < cap, not counted in len */
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+void buf_init(struct buf *b, size_t max);
+void buf_free(struct buf *b);
+static inline void buf_reset(struct buf *b)
+{
+    b->len = 0;
+}
+/* Makes room for extra more bytes. 0, -ENOMEM or XRAY_ETOOBIG. */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_str(struct buf *b, const char *s);
+int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string, escaping '"', '\\' and control characters.
+ * s must be valid UTF-8 (it is copied as it is otherwise). */
+int buf_append_json_string(struct buf *b, const char *s, size_t n);
+
+#endif

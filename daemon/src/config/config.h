@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon's settings: built-in defaults < auto-discovered cfg.yaml
+ * (/etc/amazon/xray/cfg.yaml, then ./cfg.yaml) < the -c file < flags, exactly as the
+ * AWS X-Ray daemon takes them. One options table (options.c) drives flags, cfg.yaml,
+ * --help and docs/configuration.md. Parsing only: nothing here opens sockets. */
+#ifndef XRAYD_CONFIG_H
+#define XRAYD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "error.h"
+
+struct config {
+    /* The reference daemon's settings (flag / cfg.yaml key). */
+    char *resource_arn;  /* -a / ResourceARN */
+    bool local_mode;     /* -o / LocalMode */
+    int buffer_mb;       /* -m / TotalBufferSizeMB; 0 = default (1 % of memory) */
+    char *region;        /* -n / Region */
+    char *udp_address;   /* -b / Socket.UDPAddress */
+    char *tcp_address;   /* -t / Socket.TCPAddress */
+    char *role_arn;      /* -r / RoleARN */
+    char *config_file;   /* -c */
+    char *log_file;      /* -f / Logging.LogPath */
+    char *log_level;     /* -l / Logging.LogLevel */
+    bool log_rotation;   /* Logging.LogRotation */
+    char *proxy_address; /* -p / ProxyAddress */
+    int concurrency;     /* Concurrency */
+    char *endpoint;      /* Endpoint */
+    bool no_verify_ssl;  /* NoVerifySSL */
+    int version;         /* Version (1 or 2) */
+
+    /* xrayd's own settings: long flags only, new YAML sections. */
+    char *upstream;           /* --upstream aws|local; "" = decide (daemon-compat.md) */
+    char *api_address;        /* --api-address; "" = derived from tcp_address */
+    char *metrics_address;    /* --metrics-address; "" = the API address */
+    int shutdown_timeout_ms;  /* --shutdown-timeout (ms): drain deadline */
+    int request_timeout_ms;   /* --request-timeout (ms): per upstream call */
+    int store_mb;             /* --store-memory: the embedded store's budget */
+
+    /* Actions rather than settings. */
+    bool show_help;           /* -h */
+    bool show_version;        /* -v */
+    bool health_check;        /* --health-check [ADDR] */
+    char *health_check_addr;  /* its optional argument */
+};
+
+/* Fills cfg from defaults, the environment's cfg.yaml files, -c and argv. Returns 0,
+ * or: 2 for a usage error (unknown flag, missing value), 1 for a bad config file or
+ * value; err then says what, naming the key and line. Warnings (unknown keys in an
+ * auto-discovered file, obsolete keys) go to warn, one line each, when warn is not
+ * NULL. cfg is always left safe to config_destroy(). */
+int config_load(struct config *cfg, int argc, char **argv, FILE *warn, char err[XRAY_ERR_LEN]);
+void config_destroy(struct config *cfg);
+
+/* --help text, generated from the options table. */
+void config_usage(FILE *out);
+/* docs/configuration.md, generated from the options table. */
+void config_markdown(FILE *out);
+
+/* The API address when api_address is unset: the TCP address if it is a loopback
+ * address, else 127.0.0.1:2100. Returns a pointer into cfg or a constant. */
+const char *config_api_address(const struct config *cfg);
+const char *config_metrics_address(const struct config *cfg);
+
+#endif

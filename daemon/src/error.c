@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* xray_strerror(): one table, built from XRAY_ERRNO_MAP, for our own codes;
+ * everything else is a negated errno and goes to strerror(). */
+#include "error.h"
+
+#include <string.h>
+
+const char *xray_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+#define XX(name, value, msg)                                                                      \
+    case value:                                                                                   \
+        return msg;
+        XRAY_ERRNO_MAP(XX)
+#undef XX
+    default:
+        return err < 0 ? strerror(-err) : "unknown error";
+    }
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The bounded memory that holds received documents until the upstream acknowledges
+ * them (-m / TotalBufferSizeMB). A document is allocated at its own size, lives once,
+ * and travels by reference: loop -> worker -> loop -> upload -> pool_free(). Only the
+ * loop thread calls pool_*; workers read and annotate documents but never free them. */
+#ifndef XRAYD_POOL_H
+#define XRAYD_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_MIN_BYTES (3u * 1024 * 1024) /* the reference daemon's minimum, 3 MB */
+
+enum doc_flag {
+    DOC_IN_PROGRESS = 1u << 0, /* "in_progress": true */
+    DOC_SUBSEGMENT = 1u << 1,  /* "type": "subsegment", sent on its own */
+};
+
+struct doc {
+    struct doc *next;     /* link for whoever holds the document (batch, retry list) */
+    uint64_t received_ms; /* loop time when it arrived */
+    uint32_t len;         /* bytes in data[] */
+    int16_t reject;       /* -1 valid, else an enum stats_reject set by the worker */
+    uint8_t flags;        /* enum doc_flag, set by the worker */
+    uint8_t attempts;     /* upload attempts so far */
+    char trace_id[36];    /* NUL-terminated copies made by the worker's scan, "" if absent */
+    char id[17];
+    char data[];          /* the document as received; not NUL-terminated */
+};
+
+struct pool;
+
+/* A pool of at most max_bytes (document bytes plus their headers). NULL on ENOMEM. */
+struct pool *pool_create(size_t max_bytes);
+void pool_destroy(struct pool *pool);
+
+/* Copies len bytes into a new document. NULL when the budget is full (the caller
+ * counts spillover) or on ENOMEM. */
+struct doc *pool_alloc(struct pool *pool, const void *data, size_t len, uint64_t now_ms);
+void pool_free(struct pool *pool, struct doc *doc);
+
+size_t pool_used_bytes(const struct pool *pool);
+size_t pool_max_bytes(const struct pool *pool);
+size_t pool_doc_count(const struct pool *pool);
+
+/* The default budget: 1 % of the cgroup memory limit when there is one, else of host
+ * RAM, never below POOL_MIN_BYTES. */
+size_t pool_default_bytes(void);
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon's own counters, shared by every thread: relaxed atomics that only grow.
+ * Telemetry records and /metrics read them; nothing resets them (a record is the
+ * difference between two reads). */
+#ifndef XRAYD_STATS_H
+#define XRAYD_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Why a datagram or document was not forwarded. X(name, metric label) */
+#define STATS_REJECT_MAP(X)                                                                       \
+    X(NO_NEWLINE, "no_newline")       /* no header line */                                         \
+    X(BAD_HEADER, "bad_header")       /* header not {"format":"json","version":1} */              \
+    X(EMPTY_BODY, "empty_body")                                                                   \
+    X(TRUNCATED, "truncated")         /* larger than the receive buffer */                        \
+    X(OTLP_TRACES, "otlp_traces")     /* T1S / T1U body: recognised, not forwarded */             \
+    X(OTLP_METRICS, "otlp_metrics")   /* M1 body */                                               \
+    X(TOO_BIG, "too_big")             /* document over 64 KB */                                   \
+    X(NOT_JSON, "not_json")           /* not a well-formed JSON object */                         \
+    X(BAD_UTF8, "bad_utf8")                                                                       \
+    X(TOO_DEEP, "too_deep")                                                                       \
+    X(MISSING_FIELD, "missing_field") /* name, id, times, trace_id, parent_id */                  \
+    X(QUEUE_FULL, "queue_full")       /* the worker's queue was full */                           \
+    X(UNPROCESSED, "unprocessed")     /* returned by X-Ray as UnprocessedTraceSegments */         \
+    X(UPLOAD_FAILED, "upload_failed") /* the upload gave up on it */
+
+enum stats_reject {
+#define X(name, label) STATS_REJECT_##name,
+    STATS_REJECT_MAP(X)
+#undef X
+        STATS_REJECT__COUNT
+};
+
+extern const char *const stats_reject_labels[STATS_REJECT__COUNT];
+
+/* BackendConnectionErrors of PutTelemetryRecords. */
+enum stats_backend {
+    STATS_BACKEND_4XX,
+    STATS_BACKEND_5XX,
+    STATS_BACKEND_TIMEOUT,
+    STATS_BACKEND_REFUSED,
+    STATS_BACKEND_UNKNOWN_HOST,
+    STATS_BACKEND_OTHER,
+    STATS_BACKEND__COUNT
+};
+
+struct stats {
+    atomic_uint_fast64_t received;  /* every datagram, rejected ones too */
+    atomic_uint_fast64_t sent;      /* acknowledged by the upstream, not unprocessed */
+    atomic_uint_fast64_t spillover; /* the memory pool was full */
+    atomic_uint_fast64_t rejected;  /* sum of rejected_by[] */
+    atomic_uint_fast64_t rejected_by[STATS_REJECT__COUNT];
+    atomic_uint_fast64_t backend[STATS_BACKEND__COUNT];
+    atomic_uint_fast64_t batches;   /* upload calls made */
+};
+
+static inline void stats_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+static inline uint64_t stats_get(atomic_uint_fast64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+static inline void stats_reject(struct stats *s, enum stats_reject why)
+{
+    stats_add(&s->rejected_by[why], 1);
+    stats_add(&s->rejected, 1);
+}
+
+#endif
