@@ -19,6 +19,8 @@ enum doc_flag {
 struct doc {
     struct doc *next;     /* link for whoever holds the document (batch, retry list) */
     uint64_t received_ms; /* loop time when it arrived */
+    double start_time;    /* epoch seconds, set by the worker's scan */
+    double end_time;      /* 0 while in progress */
     uint32_t len;         /* bytes in data[] */
     int16_t reject;       /* -1 valid, else an enum stats_reject set by the worker */
     uint8_t flags;        /* enum doc_flag, set by the worker */
