@@ -45,8 +45,22 @@ size_t pool_used_bytes(const struct pool *pool);
 size_t pool_max_bytes(const struct pool *pool);
 size_t pool_doc_count(const struct pool *pool);
 
+/* The bytes a document of len bytes holds against the budget: its header plus len. */
+static inline size_t pool_doc_bytes(size_t len)
+{
+    return sizeof(struct doc) + len;
+}
+
 /* The default budget: 1 % of the cgroup memory limit when there is one, else of host
- * RAM, never below POOL_MIN_BYTES. */
+ * RAM, never below POOL_MIN_BYTES. Reads /proc/self/cgroup and /sys/fs/cgroup. */
 size_t pool_default_bytes(void);
+
+/* The same, with the places injected (for tests): cgroup_root is where the cgroup
+ * file systems are mounted ("/sys/fs/cgroup"); self_cgroup is a file in the format of
+ * /proc/self/cgroup, or NULL to look at cgroup_root only; host_ram is the machine's
+ * memory in bytes (0 if unknown). A limit at or above host_ram, or "max", is no limit;
+ * v2 (memory.max) is looked at before v1 (memory/memory.limit_in_bytes). */
+size_t pool_default_bytes_at(const char *cgroup_root, const char *self_cgroup,
+                             uint64_t host_ram);
 
 #endif
