@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +29,19 @@ int buf_reserve(struct buf *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
         return XRAY_ETOOBIG;
+    /* No room left for the NUL; only reachable with max == SIZE_MAX. */
+    if (b->len + extra == SIZE_MAX)
+        return -ENOMEM;
     size_t need = b->len + extra + 1; /* +1 keeps room for a terminating NUL */
     if (need <= b->cap)
         return 0;
+    /* max + 1 would wrap to 0 for an unbounded (SIZE_MAX) buffer. */
+    size_t limit = b->max < SIZE_MAX ? b->max + 1 : SIZE_MAX;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
-        cap *= 2;
-    if (cap > b->max + 1)
-        cap = b->max + 1;
+        cap = cap > limit / 2 ? limit : cap * 2;
+    if (cap > limit)
+        cap = limit;
     char *p = realloc(b->data, cap);
     if (p == NULL)
         return -ENOMEM;

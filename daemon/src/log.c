@@ -22,6 +22,7 @@ static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int log_fd = STDOUT_FILENO;
 static char *log_path;
 static bool log_rotate;
+static uint64_t log_rotate_bytes = LOG_ROTATE_BYTES;
 static uint64_t log_bytes;
 
 static const char *const log_level_names[] = {"Debug", "Info", "Warn", "Error"};
@@ -45,9 +46,16 @@ int log_level_parse(const char *name)
 
 int log_open(int level, const char *path, bool rotate)
 {
+    return log_open_size(level, path, rotate, LOG_ROTATE_BYTES);
+}
+
+int log_open_size(int level, const char *path, bool rotate, uint64_t rotate_bytes)
+{
     atomic_store(&log_threshold, level);
-    if (path == NULL || *path == '\0')
+    if (path == NULL || *path == '\0') {
+        log_close(); /* back to stdout, as documented, even after a file */
         return 0;
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -59,6 +67,7 @@ int log_open(int level, const char *path, bool rotate)
     free(log_path);
     log_path = strdup(path);
     log_rotate = rotate;
+    log_rotate_bytes = rotate_bytes;
     log_bytes = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     pthread_mutex_unlock(&log_mutex);
     return 0;
@@ -101,8 +110,9 @@ void log_write(int level, const char *mod, const char *fmt, ...)
     if (level < LOG_LEVEL_DEBUG || level > LOG_LEVEL_ERROR)
         level = LOG_LEVEL_ERROR;
     int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    n += snprintf(line + n, sizeof(line) - (size_t)n, " [%s] [%s] ", log_level_names[level],
-                  mod);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, " [%s] [%s] ", log_level_names[level], mod);
+    if (n > (int)sizeof(line) - 1)
+        n = (int)sizeof(line) - 1; /* a truncated prefix: the size below must not wrap */
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -115,7 +125,8 @@ void log_write(int level, const char *mod, const char *fmt, ...)
     line[len++] = '\n';
 
     pthread_mutex_lock(&log_mutex);
-    if (log_rotate && log_path != NULL && log_bytes + len > LOG_ROTATE_BYTES)
+    /* log_bytes > 0: a line longer than the limit must not rotate an empty file. */
+    if (log_rotate && log_path != NULL && log_bytes > 0 && log_bytes + len > log_rotate_bytes)
         log_rotate_now();
     ssize_t w = write(log_fd, line, len);
     if (w > 0)

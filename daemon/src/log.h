@@ -29,6 +29,8 @@ int log_level_parse(const char *name);
  * the file is renamed to "<path>.1" past LOG_ROTATE_BYTES and a new one started.
  * Returns 0 or -errno (the file could not be opened). Call from main only. */
 int log_open(int level, const char *path, bool rotate);
+/* log_open() rotating at rotate_bytes instead of LOG_ROTATE_BYTES (tests). */
+int log_open_size(int level, const char *path, bool rotate, uint64_t rotate_bytes);
 void log_close(void);
 
 void log_write(int level, const char *mod, const char *fmt, ...)

@@ -5,10 +5,14 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 int queue_init(struct queue *q, size_t capacity)
 {
+    /* Past the largest power of two, doubling would wrap to 0 and never end. */
+    if (capacity > SIZE_MAX / 2 + 1)
+        return -ENOMEM;
     size_t cap = 2;
     while (cap < capacity)
         cap *= 2;

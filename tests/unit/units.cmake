@@ -1,5 +1,5 @@
 # One line per module: tests/unit/test_<module>.c and the libraries it links.
-xrayd_unit_test(buf LIBS xrayd_base)
+xrayd_unit_test(buf LIBS xrayd_base PkgConfig::JANSSON)
 xrayd_unit_test(queue LIBS xrayd_base)
 xrayd_unit_test(log LIBS xrayd_base)
 xrayd_unit_test(config LIBS xrayd_config)
@@ -18,3 +18,4 @@ xrayd_unit_test(batcher LIBS xrayd_upstream)
 xrayd_unit_test(xray LIBS xrayd_upstream)
 xrayd_unit_test(telemetry LIBS xrayd_upstream)
 xrayd_unit_test(pipeline LIBS xrayd_core)
+xrayd_unit_test(endpoint LIBS xrayd_aws)

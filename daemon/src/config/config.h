@@ -31,26 +31,43 @@ struct config {
     int version;         /* Version (1 or 2) */
 
     /* xrayd's own settings: long flags only, new YAML sections. */
-    char *upstream;           /* --upstream aws|local; "" = decide (daemon-compat.md) */
-    char *api_address;        /* --api-address; "" = derived from tcp_address */
-    char *metrics_address;    /* --metrics-address; "" = the API address */
-    int shutdown_timeout_ms;  /* --shutdown-timeout (ms): drain deadline */
-    int request_timeout_ms;   /* --request-timeout (ms): per upstream call */
-    int store_mb;             /* --store-memory: the embedded store's budget */
+    char *upstream;          /* --upstream aws|local; "" = decide (daemon-compat.md) */
+    char *api_address;       /* --api-address; "" = derived from tcp_address */
+    char *metrics_address;   /* --metrics-address; "" = the API address */
+    int shutdown_timeout_ms; /* --shutdown-timeout (ms): drain deadline */
+    int request_timeout_ms;  /* --request-timeout (ms): per upstream call */
+    int store_mb;            /* --store-memory: the embedded store's budget */
 
     /* Actions rather than settings. */
-    bool show_help;           /* -h */
-    bool show_version;        /* -v */
-    bool health_check;        /* --health-check [ADDR] */
-    char *health_check_addr;  /* its optional argument */
+    bool show_help;          /* -h */
+    bool show_version;       /* -v */
+    bool health_check;       /* --health-check [ADDR] */
+    char *health_check_addr; /* its optional argument; "" when none was given */
+
+    /* Where the settings came from, for the start-up log. */
+    char *auto_config_file; /* the auto-discovered cfg.yaml read, "" if none */
 };
 
-/* Fills cfg from defaults, the environment's cfg.yaml files, -c and argv. Returns 0,
- * or: 2 for a usage error (unknown flag, missing value), 1 for a bad config file or
- * value; err then says what, naming the key and line. Warnings (unknown keys in an
- * auto-discovered file, obsolete keys) go to warn, one line each, when warn is not
- * NULL. cfg is always left safe to config_destroy(). */
+/* Auto-discovered files, first found wins; XRAYD_CONFIG_SEARCH_PATH replaces the list
+ * (':'-separated; empty: none is read). */
+#define CONFIG_SEARCH_PATH "/etc/amazon/xray/cfg.yaml:cfg.yaml"
+#define CONFIG_SEARCH_ENV  "XRAYD_CONFIG_SEARCH_PATH"
+
+/* Fills cfg from defaults, the environment's cfg.yaml files, -c and argv (argv[0] is
+ * the program's name). Returns 0, or: 2 for a usage error (unknown flag, missing value,
+ * a value of the wrong type), 1 for a bad config file or value; err (may be NULL) then
+ * says what, naming the flag, or the file, line and key. Warnings (problems in an
+ * auto-discovered file, obsolete keys, an unknown -l level, ignored arguments) go to
+ * warn, one line each without a trailing level tag, when warn is not NULL. With -h
+ * (show_help) or -v (show_version) no file is read. On 0 every string in cfg is
+ * non-NULL (owned by cfg). cfg needs no initialisation and is always left safe to
+ * config_destroy(), which may be called twice. Call from main only: it reads the
+ * environment and files. */
 int config_load(struct config *cfg, int argc, char **argv, FILE *warn, char err[XRAY_ERR_LEN]);
+/* config_load() with search (a ':'-separated list; "" for none) in place of
+ * CONFIG_SEARCH_PATH and the environment. */
+int config_load_search(struct config *cfg, int argc, char **argv, const char *search, FILE *warn,
+                       char err[XRAY_ERR_LEN]);
 void config_destroy(struct config *cfg);
 
 /* --help text, generated from the options table. */
@@ -61,6 +78,7 @@ void config_markdown(FILE *out);
 /* The API address when api_address is unset: the TCP address if it is a loopback
  * address, else 127.0.0.1:2100. Returns a pointer into cfg or a constant. */
 const char *config_api_address(const struct config *cfg);
+/* metrics_address, or the API address when it is unset. */
 const char *config_metrics_address(const struct config *cfg);
 
 #endif

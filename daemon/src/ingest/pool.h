@@ -27,7 +27,7 @@ struct doc {
     uint8_t attempts;     /* upload attempts so far */
     char trace_id[36];    /* NUL-terminated copies made by the worker's scan, "" if absent */
     char id[17];
-    char data[];          /* the document as received; not NUL-terminated */
+    char data[]; /* the document as received; not NUL-terminated */
 };
 
 struct pool;
@@ -60,7 +60,6 @@ size_t pool_default_bytes(void);
  * /proc/self/cgroup, or NULL to look at cgroup_root only; host_ram is the machine's
  * memory in bytes (0 if unknown). A limit at or above host_ram, or "max", is no limit;
  * v2 (memory.max) is looked at before v1 (memory/memory.limit_in_bytes). */
-size_t pool_default_bytes_at(const char *cgroup_root, const char *self_cgroup,
-                             uint64_t host_ram);
+size_t pool_default_bytes_at(const char *cgroup_root, const char *self_cgroup, uint64_t host_ram);
 
 #endif

@@ -15,16 +15,16 @@
 #include "buf.h"
 #include "stats.h"
 
-#define TELEMETRY_PATH "/TelemetryRecords"
+#define TELEMETRY_PATH        "/TelemetryRecords"
 #define TELEMETRY_INTERVAL_MS 60000 /* the reference daemon cuts a record every 60 s */
-#define TELEMETRY_PER_CALL 10       /* records per call, as the reference daemon sends */
-#define TELEMETRY_KEPT_MAX 30       /* the reference daemon's buffer while unreachable */
-#define TELEMETRY_BODY_MAX 16384    /* 10 records and the identity need about 4 KiB */
+#define TELEMETRY_PER_CALL    10    /* records per call, as the reference daemon sends */
+#define TELEMETRY_KEPT_MAX    30    /* the reference daemon's buffer while unreachable */
+#define TELEMETRY_BODY_MAX    16384 /* 10 records and the identity need about 4 KiB */
 
 /* Field lengths from the X-Ray API reference, PutTelemetryRecords request parameters:
  * EC2InstanceId 0-20, Hostname 0-255, ResourceARN 0-500 characters. */
-#define TELEMETRY_INSTANCE_ID_MAX 20
-#define TELEMETRY_HOSTNAME_MAX 255
+#define TELEMETRY_INSTANCE_ID_MAX  20
+#define TELEMETRY_HOSTNAME_MAX     255
 #define TELEMETRY_RESOURCE_ARN_MAX 500
 
 /* Who is reporting. NUL-terminated; longer values are cut at the API's maximum. */
