@@ -26,8 +26,14 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a quoted JSON string, escaping '"', '\\' and control characters.
- * s must be valid UTF-8 (it is copied as it is otherwise). */
+/* Appends the n bytes of s (borrowed) as a quoted JSON string: '"' and '\\' get a
+ * backslash, \n \r \t \b \f their two-byte escapes, other control characters
+ * \u00XX (lowercase hex); every other byte is copied as it is, so s should be valid
+ * UTF-8. Fails only when the escaped string itself does not fit under b's maximum:
+ * 0, XRAY_ETOOBIG or -ENOMEM, and then b is left as it was. */
 int buf_append_json_string(struct buf *b, const char *s, size_t n);
+/* The exact number of bytes buf_append_json_string(b, s, n) appends, quotes
+ * included, so a caller can size a whole body before writing it. Pure. */
+size_t buf_json_string_len(const char *s, size_t n);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The upload to X-Ray: the PutTraceSegments body (exact, round-trips through jansson),
- * the response parser, xray_call's signed headers and error classes against a fake
- * HTTP/1.1 server kept in this file, and the whole path against moto: a batch goes in
- * with PutTraceSegments and comes back byte-identical from BatchGetTraces. */
+/* The upload to X-Ray: xray_call's signed headers and error classes against a fake
+ * HTTP/1.1 server kept in this file, the aws sender through the upstream core, and
+ * the whole path against moto: a batch goes in with PutTraceSegments and comes back
+ * byte-identical from BatchGetTraces. The body builder and the response parser alone
+ * are tested in test_upstream_aws.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,179 +50,6 @@ static struct doc *mkdoc(struct pool *pool, const char *s, size_t n)
     struct doc *d = pool_alloc(pool, s, n, 0);
     assert_non_null(d);
     return d;
-}
-
-/* ---- body and response, pure ---- */
-
-static void test_upstream_aws_body_round_trip(void **state)
-{
-    (void)state;
-    /* Also bytes no valid document holds: every control character, DEL, a NUL. */
-    char raw[40];
-    for (int i = 0; i < 32; i++)
-        raw[i] = (char)i;
-    memcpy(raw + 32, "\x7f\"\\/\xc3\xa9z", 8);
-    struct pool *pool = pool_create(1 << 20);
-    struct doc *a = mkdoc(pool, tricky[0], strlen(tricky[0]));
-    struct doc *b = mkdoc(pool, tricky[1], strlen(tricky[1]));
-    struct doc *c = mkdoc(pool, raw, sizeof(raw));
-    a->next = b;
-    b->next = c;
-    c->next = NULL;
-
-    struct buf out;
-    buf_init(&out, 1 << 20);
-    assert_int_equal(upstream_aws_body(&out, a), 0);
-    json_error_t jerr;
-    json_t *root = json_loadb(out.data, out.len, JSON_ALLOW_NUL, &jerr);
-    assert_non_null(root);
-    json_t *list = json_object_get(root, "TraceSegmentDocuments");
-    assert_int_equal(json_array_size(list), 3);
-    assert_int_equal(json_object_size(root), 1);
-    const struct doc *d = a;
-    for (size_t i = 0; i < 3; i++, d = d->next) {
-        json_t *s = json_array_get(list, i);
-        assert_int_equal(json_string_length(s), d->len);
-        assert_memory_equal(json_string_value(s), d->data, d->len);
-    }
-    json_decref(root);
-
-    /* The size is exact, and reserved as such: a buffer of exactly that maximum takes
-     * the body, one byte less does not, and a failure leaves the buffer as it was. */
-    size_t exact = upstream_aws_body_size(a);
-    assert_int_equal(exact, out.len);
-    struct buf tight;
-    buf_init(&tight, exact);
-    assert_int_equal(upstream_aws_body(&tight, a), 0);
-    assert_int_equal(tight.len, exact);
-    assert_memory_equal(tight.data, out.data, exact);
-    buf_free(&tight);
-    buf_init(&tight, exact - 1);
-    assert_int_equal(buf_append(&tight, "x", 1), 0);
-    assert_int_equal(upstream_aws_body(&tight, a), XRAY_ETOOBIG);
-    assert_int_equal(tight.len, 1);
-    buf_free(&tight);
-
-    /* And the text itself, for one simple document. */
-    buf_reset(&out);
-    const char *simple = "{\"a\":\"b\\\\c\"}";
-    struct doc *e = mkdoc(pool, simple, strlen(simple));
-    e->next = NULL;
-    assert_int_equal(upstream_aws_body(&out, e), 0);
-    assert_string_equal(out.data,
-                        "{\"TraceSegmentDocuments\":[\"{\\\"a\\\":\\\"b\\\\\\\\c\\\"}\"]}");
-    buf_free(&out);
-    pool_free(pool, a);
-    pool_free(pool, b);
-    pool_free(pool, c);
-    pool_free(pool, e);
-    pool_destroy(pool);
-}
-
-/* The body's escaping is buf_append_json_string's, byte for byte, on any bytes and
- * at every length around the 16- and 32-byte steps of the fast path. */
-static void test_upstream_aws_body_matches_buf(void **state)
-{
-    (void)state;
-    struct pool *pool = pool_create(8 << 20);
-    struct buf got, want, tight;
-    buf_init(&got, 1 << 20);
-    buf_init(&want, 1 << 20);
-    unsigned seed = 7;
-    for (int round = 0; round < 3000; round++) {
-        struct doc *head = NULL, **tail = &head;
-        int ndocs = 1 + round % 3;
-        buf_reset(&want);
-        buf_append_str(&want, "{\"TraceSegmentDocuments\":[");
-        for (int k = 0; k < ndocs; k++) {
-            unsigned char in[300];
-            size_t len = (size_t)((round * 7 + k * 13) % 300);
-            for (size_t i = 0; i < len; i++) {
-                seed = seed * 1103515245u + 12345u;
-                unsigned r = (seed >> 16) & 0xff;
-                /* mostly plain text, often '"' and '\\', sometimes any byte */
-                in[i] = r < 160   ? (unsigned char)('a' + r % 26)
-                        : r < 200 ? '"'
-                        : r < 215 ? '\\'
-                                  : (unsigned char)(r * 7);
-            }
-            struct doc *d = mkdoc(pool, (const char *)in, len);
-            d->next = NULL;
-            *tail = d;
-            tail = &d->next;
-            if (k > 0)
-                buf_append(&want, ",", 1);
-            assert_int_equal(buf_append_json_string(&want, (const char *)in, len), 0);
-        }
-        buf_append_str(&want, "]}");
-        buf_reset(&got);
-        assert_int_equal(upstream_aws_body(&got, head), 0);
-        assert_int_equal(got.len, want.len);
-        assert_memory_equal(got.data, want.data, want.len);
-        assert_int_equal(upstream_aws_body_size(head), want.len);
-        /* Without room for the fast path's stores: the byte loop, same bytes. */
-        buf_init(&tight, want.len);
-        assert_int_equal(upstream_aws_body(&tight, head), 0);
-        assert_memory_equal(tight.data, want.data, want.len);
-        buf_free(&tight);
-        while (head != NULL) {
-            struct doc *n = head->next;
-            pool_free(pool, head);
-            head = n;
-        }
-    }
-    buf_free(&got);
-    buf_free(&want);
-    pool_destroy(pool);
-}
-
-struct seen {
-    int n;
-    char ids[4][32];
-    char codes[4][32];
-};
-
-static void on_entry(void *arg, const char *id, const char *code)
-{
-    struct seen *s = arg;
-    if (s->n < 4) {
-        snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", id);
-        snprintf(s->codes[s->n], sizeof(s->codes[0]), "%s", code);
-    }
-    s->n++;
-}
-
-static int parse(const char *body, struct seen *s)
-{
-    memset(s, 0, sizeof(*s));
-    return upstream_aws_parse_response(body, strlen(body), on_entry, s);
-}
-
-static void test_upstream_aws_parse_response(void **state)
-{
-    struct seen s;
-    (void)state;
-    assert_int_equal(parse("{\"UnprocessedTraceSegments\":[{\"Id\":\"a1\",\"ErrorCode\":\"E1\","
-                           "\"Message\":\"m\"},{\"ErrorCode\":7},{\"Id\":\"b2\",\"ErrorCode\":"
-                           "\"E2\"},5,null]}",
-                           &s),
-                     3);
-    assert_int_equal(s.n, 3);
-    assert_string_equal(s.ids[0], "a1");
-    assert_string_equal(s.codes[0], "E1");
-    assert_string_equal(s.ids[1], "");
-    assert_string_equal(s.codes[1], "");
-    assert_string_equal(s.ids[2], "b2");
-    assert_string_equal(s.codes[2], "E2");
-    assert_int_equal(parse("{\"UnprocessedTraceSegments\":[]}", &s), 0);
-    assert_int_equal(parse("{}", &s), 0);
-    assert_int_equal(parse("", &s), 0);
-    assert_int_equal(parse("{\"UnprocessedTraceSegments\":null}", &s), 0);
-    assert_int_equal(parse("{\"UnprocessedTraceSegments\":{}}", &s), XRAY_EPARSE);
-    assert_int_equal(parse("[]", &s), XRAY_EPARSE);
-    assert_int_equal(parse("{\"UnprocessedTraceSegments\":[", &s), XRAY_EPARSE);
-    assert_int_equal(parse("<html>", &s), XRAY_EPARSE);
-    assert_int_equal(s.n, 0);
 }
 
 /* ---- a fake HTTP/1.1 server that records requests and answers from a script ---- */
@@ -793,9 +621,6 @@ static void test_xray_moto_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upstream_aws_body_round_trip),
-        cmocka_unit_test(test_upstream_aws_body_matches_buf),
-        cmocka_unit_test(test_upstream_aws_parse_response),
         cmocka_unit_test(test_xray_call_signed_headers),
         cmocka_unit_test(test_xray_call_errors_classified),
         cmocka_unit_test(test_xray_call_no_credentials),

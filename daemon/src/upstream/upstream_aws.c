@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The `aws` sender. The body is built once per batch straight from the pool's
  * documents into the batch slot's kept buffer (no copy per document, no allocation
- * per call once warm); the response, outside input, is parsed with jansson — it is
- * small and off the per-document path. Retrying is the core's business, not this. */
+ * per call once warm), escaped by buf.c's one JSON string escaper; the response,
+ * outside input, is parsed with jansson — it is small and off the per-document path.
+ * Retrying is the core's business, not this. */
 #include "upstream/upstream_aws.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -19,192 +19,34 @@
 #define AWS_BODY_HEAD "{\"TraceSegmentDocuments\":["
 #define AWS_BODY_TAIL "]}"
 
-/* How it works (the body): two passes over each document. The first counts the
- * bytes that need escaping ('"', '\\', control characters) so the body is reserved at
- * its exact size; the second copies 16 bytes at a time and handles only the bytes
- * that need it. The output is byte for byte what buf_append_json_string writes (the
- * tests compare them); it exists because documents are about 16 % quotes, and a byte
- * loop made body building cost more than the SigV4 payload hash. SSE2 is part of
- * x86-64; other targets use the byte loop. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#define AWS_SIMD 1
-#endif
-
-#define AWS_SLACK 16 /* the 16-byte stores may write this far past the real end */
-
-static const char aws_hex[] = "0123456789abcdef";
-
-static inline int aws_short_escape(unsigned c)
-{
-    return c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f';
-}
-
-/* Escaped size of one byte that needs escaping. */
-static inline size_t aws_escaped_extra(unsigned c)
-{
-    return c == '"' || c == '\\' || aws_short_escape(c) ? 1 : c < 0x20 ? 5 : 0;
-}
-
-static inline char *aws_escape_byte(char *o, unsigned char c)
-{
-    *o++ = '\\';
-    switch (c) {
-    case '"':
-    case '\\':
-        *o++ = (char)c;
-        break;
-    case '\n':
-        *o++ = 'n';
-        break;
-    case '\r':
-        *o++ = 'r';
-        break;
-    case '\t':
-        *o++ = 't';
-        break;
-    case '\b':
-        *o++ = 'b';
-        break;
-    case '\f':
-        *o++ = 'f';
-        break;
-    default:
-        *o++ = 'u';
-        *o++ = '0';
-        *o++ = '0';
-        *o++ = aws_hex[c >> 4];
-        *o++ = aws_hex[c & 15];
-    }
-    return o;
-}
-
-static char *aws_escape_bytes(char *o, const unsigned char *s, size_t n)
-{
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        memcpy(o, s + run, i - run);
-        o = aws_escape_byte(o + (i - run), (unsigned char)c);
-        run = i + 1;
-    }
-    memcpy(o, s + run, n - run);
-    return o + (n - run);
-}
-
-#ifdef AWS_SIMD
-/* 0xff in each lane holding '"', '\\' or a control character; *ctl gets the latter. */
-static inline __m128i aws_specials(__m128i v, __m128i *ctl)
-{
-    const __m128i lim = _mm_set1_epi8(0x1f);
-    *ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, lim), lim); /* v <= 0x1f, unsigned */
-    __m128i qb =
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-    return _mm_or_si128(qb, *ctl);
-}
-#endif
-
-static size_t aws_escaped_len(const unsigned char *s, size_t n)
-{
-    size_t i = 0, extra = 0;
-#ifdef AWS_SIMD
-    while (i + 16 <= n) {
-        /* Lanes count up to 255 before they are summed. */
-        __m128i acc = _mm_setzero_si128();
-        size_t end = n - i > 16 * 255 ? i + 16 * 255 : n;
-        for (; i + 16 <= end; i += 16) {
-            __m128i ctl;
-            __m128i m = aws_specials(_mm_loadu_si128((const __m128i *)(s + i)), &ctl);
-            acc = _mm_sub_epi8(acc, m);
-            if (__builtin_expect(_mm_movemask_epi8(ctl) != 0, 0))
-                for (int k = 0; k < 16; k++)
-                    if (s[i + k] < 0x20 && !aws_short_escape(s[i + k]))
-                        extra += 4;
-        }
-        __m128i sad = _mm_sad_epu8(acc, _mm_setzero_si128());
-        extra += (size_t)_mm_cvtsi128_si32(sad) + (size_t)_mm_extract_epi16(sad, 4);
-    }
-#endif
-    for (; i < n; i++)
-        extra += aws_escaped_extra(s[i]);
-    return n + extra;
-}
-
-/* Needs AWS_SLACK writable bytes past the escaped end. */
-static char *aws_escape_fast(char *o, const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-#ifdef AWS_SIMD
-    while (i + 32 <= n) { /* the loads at i + last stay inside s */
-        __m128i ctl;
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        unsigned mask = (unsigned)_mm_movemask_epi8(aws_specials(v, &ctl));
-        if (mask == 0) {
-            _mm_storeu_si128((__m128i *)o, v);
-            o += 16;
-            i += 16;
-            continue;
-        }
-        unsigned last = 0;
-        do {
-            unsigned p = (unsigned)__builtin_ctz(mask);
-            _mm_storeu_si128((__m128i *)o, _mm_loadu_si128((const __m128i *)(s + i + last)));
-            o += p - last;
-            unsigned char c = s[i + p];
-            if (__builtin_expect(c >= 0x20, 1)) { /* '"' or '\\' */
-                o[0] = '\\';
-                o[1] = (char)c;
-                o += 2;
-            } else {
-                o = aws_escape_byte(o, c);
-            }
-            last = p + 1;
-            mask &= mask - 1;
-        } while (mask != 0);
-        _mm_storeu_si128((__m128i *)o, _mm_loadu_si128((const __m128i *)(s + i + last)));
-        o += 16 - last;
-        i += 16;
-    }
-#endif
-    return aws_escape_bytes(o, s + i, n - i);
-}
-
 size_t upstream_aws_body_size(const struct doc *docs)
 {
     size_t exact = sizeof(AWS_BODY_HEAD) - 1 + sizeof(AWS_BODY_TAIL) - 1;
     for (const struct doc *d = docs; d != NULL; d = d->next)
-        exact += aws_escaped_len((const unsigned char *)d->data, d->len) + 2 + (d != docs);
+        exact += buf_json_string_len(d->data, d->len) + (d != docs);
     return exact;
 }
 
 int upstream_aws_body(struct buf *out, const struct doc *docs)
 {
-    size_t exact = upstream_aws_body_size(docs);
-    /* The exact size plus room for the 16-byte stores; a buffer whose maximum leaves
-     * no such room still gets the body, through the byte loop. */
-    int fast = buf_reserve(out, exact + AWS_SLACK) == 0;
-    int rc;
-    if (!fast && (rc = buf_reserve(out, exact)) != 0)
-        return rc;
-    char *o = out->data + out->len;
-    memcpy(o, AWS_BODY_HEAD, sizeof(AWS_BODY_HEAD) - 1);
-    o += sizeof(AWS_BODY_HEAD) - 1;
-    for (const struct doc *d = docs; d != NULL; d = d->next) {
+    /* Each document is reserved at its exact escaped size as it is appended; sizing
+     * the whole body first would read every document one more time per batch. The
+     * batch slot keeps its buffer, so once warm nothing grows. */
+    size_t start = out->len;
+    int rc = buf_append(out, AWS_BODY_HEAD, sizeof(AWS_BODY_HEAD) - 1);
+    for (const struct doc *d = docs; d != NULL && rc == 0; d = d->next) {
         if (d != docs)
-            *o++ = ',';
-        *o++ = '"';
-        const unsigned char *s = (const unsigned char *)d->data;
-        o = fast ? aws_escape_fast(o, s, d->len) : aws_escape_bytes(o, s, d->len);
-        *o++ = '"';
+            rc = buf_append(out, ",", 1);
+        if (rc == 0)
+            rc = buf_append_json_string(out, d->data, d->len);
     }
-    memcpy(o, AWS_BODY_TAIL, sizeof(AWS_BODY_TAIL) - 1);
-    o += sizeof(AWS_BODY_TAIL) - 1;
-    out->len += exact;
-    assert(o == out->data + out->len);
-    out->data[out->len] = '\0';
-    return 0;
+    if (rc == 0)
+        rc = buf_append(out, AWS_BODY_TAIL, sizeof(AWS_BODY_TAIL) - 1);
+    if (rc != 0 && out->data != NULL) {
+        out->len = start; /* what was written is dropped: the caller sees out as it was */
+        out->data[start] = '\0';
+    }
+    return rc;
 }
 
 static const char *aws_member_string(json_t *obj, const char *key)

@@ -24,8 +24,9 @@ extern const struct upstream_ops upstream_aws_ops;
 size_t upstream_aws_body_size(const struct doc *docs);
 
 /* Appends {"TraceSegmentDocuments":["<doc>",...]} for the list docs (through
- * doc->next) to out, each document as a JSON string, reserving the exact size first.
- * 0, XRAY_ETOOBIG (past out's max) or -ENOMEM; out is then left as it was. Pure. */
+ * doc->next) to out, each document as a JSON string written by
+ * buf_append_json_string(). 0, XRAY_ETOOBIG (past out's max) or -ENOMEM; out then
+ * holds what it held before (its capacity may have grown). Pure. */
 int upstream_aws_body(struct buf *out, const struct doc *docs);
 
 /* Parses a PutTraceSegments response (outside input: any bytes) and calls each(arg,
