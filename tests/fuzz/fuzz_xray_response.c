@@ -3,7 +3,8 @@
  * PutTraceSegments parser (UnprocessedTraceSegments) and the error-body description
  * kept for /healthz. Checks what callers rely on: bounded counts, NUL-terminated ids
  * and codes, printable bounded error text. The same bytes, as a document, also go
- * through the request body builder, which must escape them as buf.c does. */
+ * through the request body builder, which must escape them exactly as the plain
+ * byte-at-a-time escaper below does (buf.c's is vectorised). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,48 @@ static void fuzz_on_entry(void *arg, const char *id, const char *code)
     c->bytes += strlen(id) + strlen(code);
 }
 
+/* The reference: JSON's short escapes, \u00xx for other control characters. */
+static void fuzz_escape(struct buf *out, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_append_str(out, "\"");
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        }
+        if (esc != NULL) {
+            buf_append_str(out, esc);
+        } else if (s[i] < 0x20) {
+            char u[7] = {'\\', 'u', '0', '0', hex[s[i] >> 4], hex[s[i] & 15], 0};
+            buf_append_str(out, u);
+        } else {
+            buf_append(out, &s[i], 1);
+        }
+    }
+    buf_append_str(out, "\"");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -59,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(upstream_aws_body(&got, d) == 0);
     FUZZ_CHECK(upstream_aws_body_size(d) == got.len);
     buf_append_str(&want, "{\"TraceSegmentDocuments\":[");
-    buf_append_json_string(&want, (const char *)data, size);
+    fuzz_escape(&want, data, size);
     buf_append_str(&want, "]}");
     FUZZ_CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
     buf_free(&got);
