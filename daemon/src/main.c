@@ -31,8 +31,8 @@
 #include "util.h"
 #include "worker.h"
 
-#define MOD "main"
-#define WORKER_CAPACITY 8192 /* documents inside the worker at once; bounded by the pool too */
+#define MOD                     "main"
+#define WORKER_CAPACITY         8192 /* documents inside the worker at once; bounded by the pool too */
 #define HEALTH_CHECK_TIMEOUT_MS 2000
 
 struct xrayd {
@@ -101,8 +101,7 @@ static int xrayd_choose_upstream(struct xrayd *d)
 {
     char err[XRAY_ERR_LEN] = "";
     const struct config *cfg = &d->cfg;
-    int rc = region_resolve(cfg->region, NULL, cfg->local_mode, d->region, &d->region_source,
-                            err);
+    int rc = region_resolve(cfg->region, NULL, cfg->local_mode, d->region, &d->region_source, err);
     bool have_region = rc == 0;
     bool endpoint_set = cfg->endpoint != NULL && *cfg->endpoint != '\0';
 
@@ -119,8 +118,8 @@ static int xrayd_choose_upstream(struct xrayd *d)
         snprintf(d->upstream_reason, sizeof(d->upstream_reason), "Endpoint is set");
     } else if (have_region) {
         d->use_aws = true;
-        snprintf(d->upstream_reason, sizeof(d->upstream_reason), "region %s from %s",
-                 d->region, d->region_source);
+        snprintf(d->upstream_reason, sizeof(d->upstream_reason), "region %s from %s", d->region,
+                 d->region_source);
     } else {
         d->use_aws = false;
         snprintf(d->upstream_reason, sizeof(d->upstream_reason),
@@ -227,7 +226,7 @@ static void xrayd_health(void *data, struct healthz_snapshot *out)
     struct xrayd *d = data;
     const char *err = upstream_last_error(d->upstream);
     memset(out, 0, sizeof(*out));
-    out->status = d->shutting_down                          ? HEALTHZ_SHUTTING_DOWN
+    out->status = d->shutting_down                                    ? HEALTHZ_SHUTTING_DOWN
                   : d->xray && xray_consecutive_failures(d->xray) > 0 ? HEALTHZ_DEGRADED
                                                                       : HEALTHZ_OK;
     out->uptime_s = (uv_now(&d->loop) - d->started_ms) / 1000;
@@ -308,11 +307,11 @@ static void xrayd_close_all(struct xrayd *d)
         worker_close(&d->worker, xrayd_closed_one, d);
         d->worker_running = false;
     }
-#define CLOSE(part, fn)                                                                           \
-    do {                                                                                          \
-        if ((part) != NULL) {                                                                     \
-            fn((part), xrayd_closed_one, d);                                                      \
-        }                                                                                         \
+#define CLOSE(part, fn)                                                                            \
+    do {                                                                                           \
+        if ((part) != NULL) {                                                                      \
+            fn((part), xrayd_closed_one, d);                                                       \
+        }                                                                                          \
     } while (0)
     CLOSE(d->udp, udp_close);
     CLOSE(d->http, http_server_close);
@@ -377,8 +376,8 @@ static int xrayd_start(struct xrayd *d)
     const struct config *cfg = &d->cfg;
     int rc;
 
-    size_t budget = cfg->buffer_mb > 0 ? (size_t)cfg->buffer_mb * 1024 * 1024
-                                       : pool_default_bytes();
+    size_t budget =
+        cfg->buffer_mb > 0 ? (size_t)cfg->buffer_mb * 1024 * 1024 : pool_default_bytes();
     d->pool = pool_create(budget);
     d->pipeline = pipeline_create(&d->stats);
     if (d->pool == NULL || d->pipeline == NULL)
@@ -418,11 +417,12 @@ static int xrayd_start(struct xrayd *d)
               d->use_aws ? ", endpoint " : "", d->use_aws ? d->endpoint : "");
     XLOG_INFO(MOD, "UDP on %s, TCP on %s, API on %s, metrics on %s", cfg->udp_address,
               cfg->tcp_address, config_api_address(cfg), config_metrics_address(cfg));
-    XLOG_INFO(MOD, "UDP receive buffer: %zu bytes granted of %zu asked",
-              udp_rcvbuf_granted(d->udp), udp_rcvbuf_requested(d->udp));
+    XLOG_INFO(MOD, "UDP receive buffer: %zu bytes granted of %zu asked", udp_rcvbuf_granted(d->udp),
+              udp_rcvbuf_requested(d->udp));
     if (udp_rcvbuf_short(d->udp))
-        XLOG_WARN(MOD, "receive buffer is short: raise it with sysctl -w net.core.rmem_max=%zu "
-                       "or run with CAP_NET_ADMIN",
+        XLOG_WARN(MOD,
+                  "receive buffer is short: raise it with sysctl -w net.core.rmem_max=%zu "
+                  "or run with CAP_NET_ADMIN",
                   udp_rcvbuf_requested(d->udp));
 
     d->sigterm.data = d;
@@ -478,8 +478,7 @@ int main(int argc, char **argv)
     int level = log_level_parse(d.cfg.log_level);
     if ((rc = log_open(level < 0 ? LOG_LEVEL_INFO : level, d.cfg.log_file, d.cfg.log_rotation)) !=
         0) {
-        fprintf(stderr, "xrayd: cannot open log file %s: %s\n", d.cfg.log_file,
-                xray_strerror(rc));
+        fprintf(stderr, "xrayd: cannot open log file %s: %s\n", d.cfg.log_file, xray_strerror(rc));
         config_destroy(&d.cfg);
         return 1;
     }

@@ -29,7 +29,7 @@ struct worker {
     struct queue _in;
     struct queue _out;
     size_t _capacity;
-    size_t _inflight;   /* loop side: submitted and not yet handed back */
+    size_t _inflight; /* loop side: submitted and not yet handed back */
     pthread_mutex_t _mutex;
     pthread_cond_t _cond;
     atomic_bool _sleeping;

@@ -104,7 +104,8 @@ static void test_pipeline_verdicts_round_trip(void **state)
     }
     submit(&f, "not json");
     submit(&f, "{\"id\":\"0000000000000001\",\"start_time\":1,\"end_time\":2}"); /* no name */
-    submit(&f, "{\"name\":\"x\",\"id\":\"a\",\"start_time\":1,\"end_time\":2,\"trace_id\":\"\xff\"}");
+    submit(&f,
+           "{\"name\":\"x\",\"id\":\"a\",\"start_time\":1,\"end_time\":2,\"trace_id\":\"\xff\"}");
 
     assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(f.back, N_VALID + 3);
@@ -135,9 +136,10 @@ static void test_pipeline_in_progress_and_subsegment_flags(void **state)
     struct stats stats = {0};
     struct pipeline *p = pipeline_create(&stats);
     struct pool *pool = pool_create(1u << 20);
-    const char *text = "{\"type\":\"subsegment\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
-                       "\"parent_id\":\"53995c3f42cd8ad8\",\"id\":\"1234567890abcdef\","
-                       "\"name\":\"child\",\"start_time\":10,\"in_progress\":true}";
+    const char *text =
+        "{\"type\":\"subsegment\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
+        "\"parent_id\":\"53995c3f42cd8ad8\",\"id\":\"1234567890abcdef\","
+        "\"name\":\"child\",\"start_time\":10,\"in_progress\":true}";
     struct doc *d = pool_alloc(pool, text, strlen(text), 0);
     pipeline_process(d, p);
     assert_int_equal(d->reject, -1);
@@ -149,11 +151,34 @@ static void test_pipeline_in_progress_and_subsegment_flags(void **state)
     pipeline_destroy(p);
 }
 
+/* Ids longer than struct doc's fields, escaped or not, are cut and terminated. */
+static void test_pipeline_long_ids_truncated(void **state)
+{
+    (void)state;
+    struct stats stats = {0};
+    struct pipeline *p = pipeline_create(&stats);
+    struct pool *pool = pool_create(1u << 20);
+    const char *text =
+        "{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\\u0041AAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+        "\"id\":\"\\u00411234567890abcdefghijklmnopqrstuvwxyz\",\"name\":\"n\","
+        "\"start_time\":1,\"end_time\":2}";
+    struct doc *d = pool_alloc(pool, text, strlen(text), 0);
+    pipeline_process(d, p);
+    assert_int_equal(d->reject, -1);
+    assert_int_equal(strlen(d->trace_id), sizeof(d->trace_id) - 1);
+    assert_string_equal(d->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    assert_string_equal(d->id, "A1234567890abcde");
+    pool_free(pool, d);
+    pool_destroy(pool);
+    pipeline_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_verdicts_round_trip),
         cmocka_unit_test(test_pipeline_in_progress_and_subsegment_flags),
+        cmocka_unit_test(test_pipeline_long_ids_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,8 @@ static int local_send(void *ctx, struct upstream_batch *batch,
 {
     struct store *st = ctx;
     for (struct doc *d = batch->docs; d != NULL; d = d->next) {
-        int rc = store_put(st, d->trace_id, d->id, (d->flags & DOC_IN_PROGRESS) != 0,
-                           d->start_time, d->end_time, d->data, d->len, d->received_ms);
+        int rc = store_put(st, d->trace_id, d->id, (d->flags & DOC_IN_PROGRESS) != 0, d->start_time,
+                           d->end_time, d->data, d->len, d->received_ms);
         if (rc != 0)
             upstream_batch_unprocessed(batch, d->id, local_code(rc));
     }
