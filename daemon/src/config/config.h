@@ -31,12 +31,19 @@ struct config {
     int version;         /* Version (1 or 2) */
 
     /* xrayd's own settings: long flags only, new YAML sections. */
-    char *upstream;          /* --upstream aws|local; "" = decide (daemon-compat.md) */
-    char *api_address;       /* --api-address; "" = derived from tcp_address */
-    char *metrics_address;   /* --metrics-address; "" = the API address */
-    int shutdown_timeout_ms; /* --shutdown-timeout (ms): drain deadline */
-    int request_timeout_ms;  /* --request-timeout (ms): per upstream call */
-    int store_mb;            /* --store-memory: the embedded store's budget */
+    char *upstream;           /* --upstream aws|local; "" = decide (daemon-compat.md) */
+    char *api_address;        /* --api-address; "" = derived from tcp_address */
+    char *metrics_address;    /* --metrics-address; "" = the API address */
+    int shutdown_timeout_ms;  /* --shutdown-timeout (ms): drain deadline */
+    int request_timeout_ms;   /* --request-timeout (ms): per upstream call */
+    int store_mb;             /* --store-memory: the embedded store's budget */
+    int retry_attempts;       /* --retry-attempts: per batch, the first included */
+    int retry_budget_ms;      /* --retry-budget: time a batch may spend retrying */
+    int retry_backoff_min_ms; /* --retry-backoff-min */
+    int retry_backoff_max_ms; /* --retry-backoff-max */
+    char *proxy_allow_paths;  /* --proxy-allow-paths: comma-separated */
+    char *spool_dir;          /* --spool-dir; "" = no spool */
+    int spool_max_mb;         /* --spool-max */
 
     /* Actions rather than settings. */
     bool show_help;          /* -h */

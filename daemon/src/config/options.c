@@ -89,6 +89,24 @@ const struct options_entry options_table[] = {
      1, 3600000, 0, "MS", "Timeout in ms of each upstream call."},
     {"store-memory", 0, "Xrayd.StoreMemoryMB", OPTIONS_INT, "64", F(store_mb), 0, 1, 1 << 20, 0,
      "MB", "Memory in MB for the embedded store of recent traces."},
+    {"retry-attempts", 0, "Xrayd.RetryAttempts", OPTIONS_INT, "6", F(retry_attempts), 0, 1, 100, 0,
+     "N", "Attempts per upload batch, the first included, for 5xx, 429 and network errors."},
+    {"retry-budget", 0, "Xrayd.RetryBudgetMs", OPTIONS_INT, "30000", F(retry_budget_ms), 0, 1,
+     3600000, 0, "MS", "Time in ms a batch may spend in retries before it is given up."},
+    {"retry-backoff-min", 0, "Xrayd.RetryBackoffMinMs", OPTIONS_INT, "100", F(retry_backoff_min_ms),
+     0, 1, 3600000, 0, "MS", "First retry delay in ms; it doubles per attempt, with jitter."},
+    {"retry-backoff-max", 0, "Xrayd.RetryBackoffMaxMs", OPTIONS_INT, "5000",
+     F(retry_backoff_max_ms), 0, 1, 3600000, 0, "MS", "Longest retry delay in ms."},
+    {"proxy-allow-paths", 0, "Xrayd.ProxyAllowPaths", OPTIONS_STRING,
+     "/GetSamplingRules,/SamplingTargets,/SamplingStatisticSummaries", F(proxy_allow_paths), 0, 0,
+     0, 0, "PATHS",
+     "Comma-separated X-Ray API paths the TCP side signs and forwards; any other path gets "
+     "403."},
+    {"spool-dir", 0, "Xrayd.SpoolDir", OPTIONS_STRING, "", F(spool_dir), 0, 0, 0, 0, "DIR",
+     "Directory where batches that could not be uploaded are kept and replayed later; unset: "
+     "no spool, such batches are dropped and counted."},
+    {"spool-max", 0, "Xrayd.SpoolMaxMB", OPTIONS_INT, "256", F(spool_max_mb), 0, 1, 1 << 20, 0,
+     "MB", "Disk space in MB the spool may use; past it the oldest files are dropped."},
 };
 const size_t options_count = sizeof(options_table) / sizeof(options_table[0]);
 
