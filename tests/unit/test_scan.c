@@ -347,6 +347,13 @@ static void test_scan_document_json_syntax(void **state)
         {"{" SEG ",\"a\":NaN}", XRAY_EPARSE},
         {"{" SEG ",\"a\":Infinity}", XRAY_EPARSE},
         {"{" SEG ",\"a\":1e400}", 0}, /* too large for a double: accepted (jansson refuses) */
+        /* ... but not as a time: an infinite start or end is no time at all */
+        {"{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\",\"id\":\"0123456789abcdef\","
+         "\"name\":\"n\",\"start_time\":1e999,\"end_time\":2}",
+         XRAY_EFIELD},
+        {"{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\",\"id\":\"0123456789abcdef\","
+         "\"name\":\"n\",\"start_time\":1,\"end_time\":-1e999}",
+         XRAY_EFIELD},
         /* escapes */
         {"{" SEG ",\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20AC\"}", 0},
         {"{" SEG ",\"a\":\"\\x\"}", XRAY_EPARSE},

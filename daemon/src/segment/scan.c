@@ -23,6 +23,8 @@
  * why every known key first clears what it sets. */
 #include "scan.h"
 
+#include <math.h>
+
 #include <stddef.h>
 #include <string.h>
 
@@ -352,6 +354,9 @@ member : {
             if ((p = scan_lex_number(&s, p)) == NULL)
                 goto fail;
             scan_num_value(b, (size_t)(p - b), &d);
+            /* 1e999 is valid JSON but no time: X-Ray cannot store it, and a stored
+             * infinity has been seen to break readers of the trace. */
+            num = isfinite(d);
         } else if ((p = scan_lex_skip(&s, p, depth)) == NULL) {
             goto fail;
         }
