@@ -10,12 +10,14 @@
 #include <uv.h>
 
 #include "api/healthz.h"
+#include "api/sampling_proxy.h"
 #include "api/traces.h"
 #include "aws/credentials.h"
 #include "aws/endpoint.h"
 #include "aws/region.h"
 #include "config/config.h"
 #include "http/client.h"
+#include "http/proxy.h"
 #include "http/server.h"
 #include "ingest/pool.h"
 #include "ingest/udp.h"
@@ -147,12 +149,18 @@ static int xrayd_build_upstream(struct xrayd *d)
 {
     const struct config *cfg = &d->cfg;
     struct telemetry_identity id;
-    telemetry_identity_from_env(&id, cfg->resource_arn);
+    /* Instance metadata only for a daemon that reports to AWS, and never with -o. */
+    telemetry_identity_from_env(&id, cfg->resource_arn, d->use_aws && !cfg->local_mode);
     struct upstream_options uo = {
         .loop = &d->loop,
         .pool = d->pool,
         .stats = &d->stats,
         .concurrency = (unsigned)cfg->concurrency,
+        .retry = {.attempts = (unsigned)cfg->retry_attempts,
+                  .budget_ms = (uint64_t)cfg->retry_budget_ms,
+                  .backoff_min_ms = (uint64_t)cfg->retry_backoff_min_ms,
+                  .backoff_max_ms = (uint64_t)cfg->retry_backoff_max_ms},
+        /* .on_give_up: NULL until the spool takes what runs out of retries. */
     };
 
     if (!d->use_aws) {
@@ -166,13 +174,34 @@ static int xrayd_build_upstream(struct xrayd *d)
         return d->upstream && d->telemetry ? 0 : -ENOMEM;
     }
 
+    struct proxy_settings ps;
+    struct proxy *proxy = NULL;
+    char perr[XRAY_ERR_LEN];
+    proxy_settings_from_env(&ps, cfg->proxy_address);
+    if (proxy_create(&ps, &proxy, perr) != 0) {
+        fprintf(stderr, "xrayd: %s\n", perr);
+        XLOG_ERR(MOD, "%s", perr);
+        return XRAY_ECONFIG;
+    }
     struct http_client_options ho = {
         .no_verify_ssl = cfg->no_verify_ssl,
-        .proxy = cfg->proxy_address,
+        .proxy = proxy, /* the client owns it from here */
         .timeout_ms = (unsigned)cfg->request_timeout_ms,
     };
     d->http_client = http_client_create(&d->loop, &ho);
-    d->creds = credentials_chain_create(NULL, 0);
+    char sts[ENDPOINT_URL_MAX], serr[XRAY_ERR_LEN];
+    if (endpoint_resolve("sts", "STS", NULL, d->region, sts, sizeof(sts), serr) != 0) {
+        fprintf(stderr, "xrayd: STS endpoint: %s\n", serr);
+        XLOG_ERR(MOD, "STS endpoint: %s", serr);
+        return XRAY_ECONFIG;
+    }
+    struct credentials_options co = {
+        .http = d->http_client,
+        .region = d->region,
+        .sts_endpoint = sts,
+        .role_arn = cfg->role_arn, /* -r: every call signed with the assumed role */
+    };
+    d->creds = credentials_chain_create(&co);
     if (d->http_client == NULL || d->creds == NULL)
         return -ENOMEM;
     struct xray_options xo = {
@@ -240,6 +269,8 @@ static void xrayd_health(void *data, struct healthz_snapshot *out)
     q[out->queue_count++] =
         (struct healthz_entry){"upload_in_flight", upstream_in_flight(d->upstream)};
     q[out->queue_count++] =
+        (struct healthz_entry){"upload_retrying", upstream_retrying(d->upstream)};
+    q[out->queue_count++] =
         (struct healthz_entry){"telemetry_records", telemetry_kept(d->telemetry)};
 
     struct healthz_entry *m = out->memory;
@@ -285,6 +316,16 @@ static int xrayd_listen_http(struct xrayd *d)
     int rc = healthz_register(d->http, xrayd_health, d);
     if (rc == 0 && d->store != NULL)
         rc = traces_register(d->http, d->store);
+    /* Keep this last: with the aws upstream the proxy is the TCP role's catch-all, and
+     * the first route that matches wins, so a route added after it is never reached
+     * where the TCP and API addresses share a listener (the default). */
+    if (rc == 0 && d->xray != NULL) {
+        rc = sampling_proxy_register(d->http, d->xray, d->cfg.proxy_allow_paths, NULL, err);
+        if (rc != 0)
+            XLOG_ERR(MOD, "%s", err);
+    } else if (rc == 0) {
+        rc = sampling_proxy_register_local(d->http);
+    }
     return rc;
 }
 
@@ -344,8 +385,11 @@ static void xrayd_drained(void *data)
 static void xrayd_deadline(uv_timer_t *t)
 {
     struct xrayd *d = container_of(t, struct xrayd, deadline);
-    XLOG_WARN(MOD, "shutdown deadline of %d ms passed: %zu documents not uploaded",
-              d->cfg.shutdown_timeout_ms, upstream_queued(d->upstream));
+    XLOG_WARN(MOD,
+              "shutdown deadline of %d ms passed: %zu documents queued and %u uploads in "
+              "flight not acknowledged",
+              d->cfg.shutdown_timeout_ms, upstream_queued(d->upstream),
+              upstream_in_flight(d->upstream));
     xrayd_close_all(d);
 }
 
@@ -434,6 +478,25 @@ static int xrayd_start(struct xrayd *d)
     return 0;
 }
 
+/* One line with every counter, so a log alone tells what happened to each datagram:
+ * rejection lines are rate-limited and may never report what they suppressed. */
+static void xrayd_log_totals(struct stats *st)
+{
+    char why[512] = "";
+    size_t n = 0;
+    for (int i = 0; i < STATS_REJECT__COUNT && n < sizeof(why); i++) {
+        uint64_t c = stats_get(&st->rejected_by[i]);
+        if (c != 0)
+            n += (size_t)snprintf(why + n, sizeof(why) - n, " %s=%llu", stats_reject_labels[i],
+                                  (unsigned long long)c);
+    }
+    XLOG_INFO(
+        MOD, "totals: received %llu, sent %llu, spillover %llu, rejected %llu%s%s%s",
+        (unsigned long long)stats_get(&st->received), (unsigned long long)stats_get(&st->sent),
+        (unsigned long long)stats_get(&st->spillover), (unsigned long long)stats_get(&st->rejected),
+        n ? " (" : "", n ? why + 1 : "", n ? ")" : "");
+}
+
 static void xrayd_destroy(struct xrayd *d)
 {
     xray_destroy(d->xray);
@@ -504,6 +567,7 @@ int main(int argc, char **argv)
     if (uv_loop_close(&d.loop) != 0)
         XLOG_WARN(MOD, "event loop closed with handles still open");
     xrayd_destroy(&d);
+    xrayd_log_totals(&d.stats);
     XLOG_INFO(MOD, "stopped");
     log_close();
     return rc == 0 ? 0 : 1;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The credential providers (environment, shared files), the shared-file parser and
- * the chain: order, caching, refresh before expiry with time as a parameter, and that
- * no secret ever reaches an error text. Files live in a temporary HOME. */
+/* The synchronous credential providers (environment, shared files), the shared-file
+ * parser and the helpers every provider shares (expiry times, credentials documents,
+ * token files), and that no secret ever reaches an error text. Files live in a
+ * temporary HOME. The chain is tested in test_credentials_chain.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include "aws/credentials.h"
 #include "aws/profile.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +25,19 @@
 static char home[256];
 
 static const char *const env_vars[] = {
-    "AWS_ACCESS_KEY_ID",   "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_ACCESS_KEY",      "AWS_SECRET_KEY",        "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",       "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 };
 
 static void write_file(const char *name, const char *text)
@@ -54,15 +66,41 @@ static int setup(void **state)
     for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++)
         unsetenv(env_vars[i]);
     setenv("HOME", home, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1); /* never 169.254.169.254 */
     remove_files();
     return 0;
 }
 
+struct answer {
+    int calls;
+    int rc;
+    struct aws_credentials c;
+    char err[XRAY_ERR_LEN];
+};
+
+static void on_answer(void *data, int rc, const struct aws_credentials *creds, const char *err)
+{
+    struct answer *a = data;
+    a->calls++;
+    a->rc = rc;
+    if (rc == 0)
+        assert_int_equal(aws_credentials_copy(&a->c, creds), 0);
+    else
+        assert_null(creds);
+    assert_non_null(err != NULL || rc == 0 ? "ok" : NULL);
+    snprintf(a->err, sizeof(a->err), "%s", err != NULL ? err : "");
+}
+
+/* One load of a synchronous provider: it must answer before load returns. */
 static int load(const struct credentials_provider *p, struct aws_credentials *c, char *err)
 {
-    memset(c, 0, sizeof(*c));
-    err[0] = '\0';
-    return p->load(p, 1000, c, err);
+    static const struct credentials_context ctx = {0};
+    struct answer a = {0};
+    p->load(p, &ctx, 1000, on_answer, &a);
+    assert_int_equal(a.calls, 1);
+    *c = a.c;
+    snprintf(err, XRAY_ERR_LEN, "%s", a.err);
+    return a.rc;
 }
 
 static void assert_no_secret(const char *err)
@@ -312,155 +350,95 @@ static void test_credentials_profile_parser_bounds(void **state)
                      XRAY_ETOOBIG);
 }
 
-/* ---- the chain ---- */
-
-struct fake {
-    struct credentials_provider base; /* first: the chain hands this back to load */
-    int rc;
-    int loads;
-    uint64_t lifetime_ms; /* 0 = long-term keys */
-    const char *id;
-};
-
-static int fake_load(const struct credentials_provider *self, uint64_t now_ms,
-                     struct aws_credentials *out, char err[XRAY_ERR_LEN])
+static void test_credentials_parse_time(void **state)
 {
-    struct fake *f = (struct fake *)(uintptr_t)self;
-    f->loads++;
-    if (f->rc != 0) {
-        snprintf(err, XRAY_ERR_LEN, "%s failed on purpose", f->base.name);
-        return f->rc;
+    (void)state;
+    uint64_t ms = 0;
+    assert_int_equal(credentials_parse_time("2026-11-22T01:08:08Z", 20, &ms), 0);
+    assert_int_equal(ms, 1795309688000ull);
+    const char *moto = "2026-11-22T01:08:08.062271Z"; /* moto's STS writes microseconds */
+    assert_int_equal(credentials_parse_time(moto, strlen(moto), &ms), 0);
+    assert_int_equal(ms, 1795309688062ull);
+    const char *off = "2026-11-22T03:08:08+02:00";
+    assert_int_equal(credentials_parse_time(off, strlen(off), &ms), 0);
+    assert_int_equal(ms, 1795309688000ull);
+    const char *bad[] = {"",
+                         "2026-11-22",
+                         "2026-11-22T01:08:08",
+                         "2026-13-22T01:08:08Z",
+                         "2026-11-22T01:08:08Zx",
+                         "2026-11-22T01:08:08.Z",
+                         "2026-11-22T25:08:08Z",
+                         "1969-12-31T23:59:59Z",
+                         "20a6-11-22T01:08:08Z",
+                         "2026-11-22T01:08:08+0200"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(credentials_parse_time(bad[i], strlen(bad[i]), &ms), XRAY_EPARSE);
+}
+
+static void test_credentials_from_json(void **state)
+{
+    (void)state;
+    struct aws_credentials c;
+    char err[XRAY_ERR_LEN];
+    const char *ecs =
+        "{\"RoleArn\":\"arn:aws:iam::123456789012:role/t\",\"AccessKeyId\":\"ASIAECS\","
+        "\"SecretAccessKey\":\"" SECRET "\",\"Token\":\"" TOKEN "\","
+        "\"Expiration\":\"2026-11-22T01:08:08Z\"}";
+    assert_int_equal(credentials_from_json(ecs, strlen(ecs), &c, err), 0);
+    assert_string_equal(c.access_key_id, "ASIAECS");
+    assert_string_equal(c.session_token, TOKEN);
+    assert_int_equal(c.expires_ms, 1795309688000ull);
+    aws_credentials_clear(&c);
+    const char *imds = "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"ASIAIMDS\","
+                       "\"SecretAccessKey\":\"s\",\"Token\":\"t\"}";
+    assert_int_equal(credentials_from_json(imds, strlen(imds), &c, err), 0);
+    assert_int_equal(c.expires_ms, 0); /* no Expiration: the keys do not expire */
+    aws_credentials_clear(&c);
+    struct {
+        const char *body;
+        int rc;
+    } bad[] = {
+        {"{\"AccessKeyId\":\"A\",", XRAY_EPARSE},
+        {"[1]", XRAY_EPARSE},
+        {"{\"AccessKeyId\":\"A\"}", XRAY_EFIELD},
+        {"{\"AccessKeyId\":1,\"SecretAccessKey\":\"" SECRET "\"}", XRAY_EFIELD},
+        {"{\"Code\":\"Failure\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"" SECRET "\"}",
+         XRAY_EUPSTREAM},
+        {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"" SECRET "\",\"Expiration\":\"soon\"}",
+         XRAY_EPARSE},
+        {"{\"AccessKeyId\":\"A B\",\"SecretAccessKey\":\"" SECRET "\"}", XRAY_EPARSE},
+        {"{\"AccessKeyId\":\"A\",\"AccessKeyId\":\"B\",\"SecretAccessKey\":\"" SECRET "\"}",
+         XRAY_EPARSE},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(credentials_from_json(bad[i].body, strlen(bad[i].body), &c, err),
+                         bad[i].rc);
+        assert_true(err[0] != '\0');
+        assert_no_secret(err);
+        assert_null(c.access_key_id);
     }
-    int rc = aws_credentials_set(out, f->id, SECRET, TOKEN, f->base.name, err);
-    out->expires_ms = f->lifetime_ms != 0 ? now_ms + f->lifetime_ms : 0;
-    return rc;
 }
 
-static void test_credentials_chain_order_and_errors(void **state)
+static void test_credentials_read_file(void **state)
 {
     (void)state;
-    struct fake a = {{"first", fake_load}, XRAY_ENOCREDS, 0, 0, "AKIDA"};
-    struct fake b = {{"second", fake_load}, 0, 0, 0, "AKIDB"};
-    struct fake c = {{"third", fake_load}, 0, 0, 0, "AKIDC"};
-    const struct credentials_provider *list[] = {&a.base, &b.base, &c.base};
-    struct credentials_chain *chain = credentials_chain_create(list, 3);
-    assert_non_null(chain);
-    const struct aws_credentials *cr;
-    char err[XRAY_ERR_LEN];
-    assert_int_equal(credentials_chain_get(chain, 1000, &cr, err), 0);
-    assert_string_equal(cr->access_key_id, "AKIDB");
-    assert_string_equal(cr->source, "second");
-    assert_int_equal(c.loads, 0);
-    /* Cached: long-term keys are not loaded again. */
-    assert_int_equal(credentials_chain_get(chain, 1000000000, &cr, err), 0);
-    assert_int_equal(b.loads, 1);
-    /* invalidate forces a reload. */
-    credentials_chain_invalidate(chain);
-    assert_int_equal(credentials_chain_get(chain, 1000000000, &cr, err), 0);
-    assert_int_equal(b.loads, 2);
-    credentials_chain_destroy(chain);
-
-    /* Nobody has any: the error names every source and its reason. */
-    b.rc = XRAY_ENOCREDS;
-    c.rc = XRAY_ENOCREDS;
-    a.loads = 0;
-    chain = credentials_chain_create(list, 3);
-    assert_int_equal(credentials_chain_get(chain, 1000, &cr, err), XRAY_ENOCREDS);
-    assert_null(cr);
-    assert_non_null(strstr(err, "first (first failed on purpose)"));
-    assert_non_null(strstr(err, "second"));
-    assert_non_null(strstr(err, "third"));
-    /* Within the retry window nothing is loaded again; after it, everything is. */
-    assert_int_equal(credentials_chain_get(chain, 1000 + CREDENTIALS_RETRY_MS - 1, &cr, err),
-                     XRAY_ENOCREDS);
-    assert_int_equal(a.loads, 1);
-    assert_non_null(strstr(err, "third"));
-    assert_int_equal(credentials_chain_get(chain, 1000 + CREDENTIALS_RETRY_MS, &cr, err),
-                     XRAY_ENOCREDS);
-    assert_int_equal(a.loads, 2);
-    credentials_chain_destroy(chain);
-
-    /* A provider that applies but fails stops the chain. */
-    b.rc = XRAY_EUPSTREAM;
-    c.rc = 0;
-    c.loads = 0;
-    chain = credentials_chain_create(list, 3);
-    assert_int_equal(credentials_chain_get(chain, 1000, &cr, err), XRAY_EUPSTREAM);
-    assert_true(strncmp(err, "second: ", 8) == 0);
-    assert_int_equal(c.loads, 0);
-    credentials_chain_destroy(chain);
-
-    assert_null(credentials_chain_create(list, 0));
-    assert_null(credentials_chain_create(list, CREDENTIALS_PROVIDERS_MAX + 1));
-}
-
-static void test_credentials_chain_refresh_before_expiry(void **state)
-{
-    (void)state;
-    const uint64_t hour = 3600 * 1000;
-    struct fake t = {{"temp", fake_load}, 0, 0, hour, "ASIATEMP"};
-    const struct credentials_provider *list[] = {&t.base};
-    struct credentials_chain *chain = credentials_chain_create(list, 1);
-    const struct aws_credentials *cr;
-    char err[XRAY_ERR_LEN];
-    uint64_t t0 = 1795304610000;
-    assert_int_equal(credentials_chain_get(chain, t0, &cr, err), 0);
-    assert_int_equal(cr->expires_ms, t0 + hour);
-    assert_int_equal(t.loads, 1);
-    uint64_t edge = t0 + hour - CREDENTIALS_REFRESH_BEFORE_MS;
-    assert_int_equal(credentials_chain_get(chain, edge - 1, &cr, err), 0);
-    assert_int_equal(t.loads, 1);
-    assert_int_equal(credentials_chain_get(chain, edge, &cr, err), 0);
-    assert_int_equal(t.loads, 2);
-    assert_int_equal(cr->expires_ms, edge + hour);
-
-    /* A failed refresh keeps the old credentials until they really expire. */
-    uint64_t exp = cr->expires_ms;
-    uint64_t edge2 = exp - CREDENTIALS_REFRESH_BEFORE_MS;
-    t.rc = XRAY_EUPSTREAM;
-    assert_int_equal(credentials_chain_get(chain, edge2, &cr, err), 0);
-    assert_int_equal(t.loads, 3);
-    assert_int_equal(cr->expires_ms, exp);
-    assert_int_equal(credentials_chain_get(chain, edge2 + 10, &cr, err), 0);
-    assert_int_equal(t.loads, 3); /* inside the retry window */
-    assert_int_equal(credentials_chain_get(chain, exp, &cr, err), XRAY_EUPSTREAM);
-    assert_null(cr);
+    char path[512], err[XRAY_ERR_LEN];
+    char *s = NULL;
+    snprintf(path, sizeof(path), "%s/alt-credentials", home);
+    write_file("alt-credentials", TOKEN "\r\n");
+    assert_int_equal(credentials_read_file(path, 4096, &s, err), 0);
+    assert_string_equal(s, TOKEN); /* without the line break */
+    credentials_free_secret(s);
+    assert_int_equal(credentials_read_file(path, 8, &s, err), XRAY_ETOOBIG);
+    assert_null(s);
     assert_no_secret(err);
-    /* Back again once the provider is. */
-    t.rc = 0;
-    assert_int_equal(credentials_chain_get(chain, exp + CREDENTIALS_RETRY_MS, &cr, err), 0);
-    assert_string_equal(cr->access_key_id, "ASIATEMP");
-    credentials_chain_destroy(chain);
-}
-
-static void test_credentials_chain_default_env_then_profile(void **state)
-{
-    (void)state;
-    write_file(".aws/credentials", "[default]\naws_access_key_id = AKIDFILE\n"
-                                   "aws_secret_access_key = f\n");
-    setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
-    struct credentials_chain *chain = credentials_chain_create(NULL, 0);
-    const struct aws_credentials *cr;
-    char err[XRAY_ERR_LEN];
-    assert_int_equal(credentials_chain_get(chain, 1, &cr, err), 0);
-    assert_string_equal(cr->access_key_id, "AKIDENV");
-    credentials_chain_destroy(chain);
-
-    unsetenv("AWS_ACCESS_KEY_ID");
-    chain = credentials_chain_create(NULL, 0);
-    assert_int_equal(credentials_chain_get(chain, 1, &cr, err), 0);
-    assert_string_equal(cr->access_key_id, "AKIDFILE");
-    assert_string_equal(cr->source, "profile");
-    credentials_chain_destroy(chain);
-
-    remove_files();
-    chain = credentials_chain_create(NULL, 0);
-    assert_int_equal(credentials_chain_get(chain, 1, &cr, err), XRAY_ENOCREDS);
-    assert_non_null(strstr(err, "env ("));
-    assert_non_null(strstr(err, "profile ("));
-    assert_no_secret(err);
-    credentials_chain_destroy(chain);
+    write_file("alt-credentials", "\n");
+    assert_int_equal(credentials_read_file(path, 4096, &s, err), XRAY_EPARSE);
+    unlink(path);
+    assert_int_equal(credentials_read_file(path, 4096, &s, err), -ENOENT);
+    assert_non_null(strstr(err, "alt-credentials"));
 }
 
 static void test_credentials_copy(void **state)
@@ -512,9 +490,9 @@ int main(void)
         cmocka_unit_test_setup(test_credentials_profile_missing, setup),
         cmocka_unit_test_setup(test_credentials_profile_malformed, setup),
         cmocka_unit_test_setup(test_credentials_profile_parser_bounds, setup),
-        cmocka_unit_test_setup(test_credentials_chain_order_and_errors, setup),
-        cmocka_unit_test_setup(test_credentials_chain_refresh_before_expiry, setup),
-        cmocka_unit_test_setup(test_credentials_chain_default_env_then_profile, setup),
+        cmocka_unit_test_setup(test_credentials_parse_time, setup),
+        cmocka_unit_test_setup(test_credentials_from_json, setup),
+        cmocka_unit_test_setup(test_credentials_read_file, setup),
         cmocka_unit_test_setup(test_credentials_copy, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* http/client.c against a fake HTTP/1.1 server that lives in this file, on the same
  * loop, on 127.0.0.1 port 0: status and body, keep-alive reuse, the error classes
- * (timeout, refused, body too big), Retry-After and close with a request in flight. */
+ * (timeout, refused, body too big), Retry-After and close with a request in flight.
+ * The fake also plays a forward proxy (absolute-form requests, CONNECT) for the proxy
+ * decision per request: through it, around it by NO_PROXY, and deaf to the
+ * environment's proxy variables. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "http/client.h"
+/* The .c itself, for its static error mapping (STYLE rule 26). */
+#include "http/client.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +37,11 @@ struct fake_conn {
 struct fake_server {
     uv_tcp_t listener;
     int port;
-    int accepted; /* connections accepted */
-    int requests; /* requests answered or swallowed */
+    int accepted;           /* connections accepted */
+    int requests;           /* requests answered or swallowed */
+    int proxied;            /* of them, absolute-form requests a proxy gets */
+    int connects;           /* CONNECT requests (answered 403) */
+    char last_proxied[256]; /* the last absolute URL or CONNECT authority */
     struct fake_conn *conns;
 };
 
@@ -107,10 +114,26 @@ static void fake_parse(struct fake_conn *fc)
             body_len = strtoul(cl + 17, NULL, 10);
         if (fc->len < head_len + body_len)
             return;
-        char method[16], path[256];
-        assert_int_equal(sscanf(fc->in, "%15s %255s", method, path), 2);
+        char method[16], target[256];
+        assert_int_equal(sscanf(fc->in, "%15s %255s", method, target), 2);
         fc->in[head_len - 2] = '\0';
-        fake_reply(fc, method, path, fc->in, fc->in + head_len, body_len);
+        const char *path = target;
+        if (strcmp(method, "CONNECT") == 0) {
+            /* A tunnel request: this fake proxy refuses every one. */
+            fc->srv->connects++;
+            snprintf(fc->srv->last_proxied, sizeof(fc->srv->last_proxied), "%s", target);
+            fake_send(fc, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+            path = NULL;
+        } else if (strncmp(target, "http://", 7) == 0) {
+            /* Absolute form: a forward proxy's request; answered as its origin. */
+            fc->srv->proxied++;
+            snprintf(fc->srv->last_proxied, sizeof(fc->srv->last_proxied), "%s", target);
+            path = strchr(target + 7, '/');
+            if (path == NULL)
+                path = "/";
+        }
+        if (path != NULL)
+            fake_reply(fc, method, path, fc->in, fc->in + head_len, body_len);
         memmove(fc->in, fc->in + head_len + body_len, fc->len - head_len - body_len);
         fc->len -= head_len + body_len;
     }
@@ -225,6 +248,31 @@ static void harness_init(struct harness *h, const struct http_client_options *op
     assert_non_null(h->client);
 }
 
+/* A client whose proxy settings name the fake's port where they hold "%d". */
+static void harness_init_proxy(struct harness *h, const char *address, const char *http,
+                               const char *https, const char *no_proxy)
+{
+    char a[128] = "", ht[128] = "", hs[128] = "";
+    memset(h, 0, sizeof(*h));
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+    assert_int_equal(uv_timer_init(&h->loop, &h->watchdog), 0);
+    assert_int_equal(uv_timer_start(&h->watchdog, harness_on_watchdog, 10000, 0), 0);
+    fake_start(&h->loop, &h->srv);
+    if (address != NULL)
+        snprintf(a, sizeof(a), address, h->srv.port);
+    if (http != NULL)
+        snprintf(ht, sizeof(ht), http, h->srv.port);
+    if (https != NULL)
+        snprintf(hs, sizeof(hs), https, h->srv.port);
+    struct proxy_settings ps = {
+        .address = a, .http_proxy = ht, .https_proxy = hs, .no_proxy = no_proxy};
+    struct http_client_options opt = {0};
+    char err[XRAY_ERR_LEN];
+    assert_int_equal(proxy_create(&ps, &opt.proxy, err), 0);
+    h->client = http_client_create(&h->loop, &opt);
+    assert_non_null(h->client);
+}
+
 static void harness_on_client_closed(void *data)
 {
     struct harness *h = data;
@@ -279,6 +327,41 @@ static void run_one(struct harness *h, const char *method, const char *path, con
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = timeout_ms,
         .max_response = max_response,
+    };
+    h->done = 0;
+    assert_int_equal(http_client_request(h->client, &req, on_result_stop, h), 0);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_true(h->done);
+}
+
+/* A port on 127.0.0.1 that was just free: bind, read it back, close. */
+static int dead_port(uv_loop_t *loop)
+{
+    uv_tcp_t tmp;
+    struct sockaddr_in a;
+    struct sockaddr_storage got;
+    int len = sizeof(got);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &a), 0);
+    assert_int_equal(uv_tcp_init(loop, &tmp), 0);
+    assert_int_equal(uv_tcp_bind(&tmp, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_tcp_getsockname(&tmp, (struct sockaddr *)&got, &len), 0);
+    int port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+    uv_close((uv_handle_t *)&tmp, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return port;
+}
+
+/* One request to url (any host), waited for. */
+static void run_url(struct harness *h, const char *method, const char *url, const char *body)
+{
+    const char *headers[] = {"X-Test: 42"};
+    struct http_client_request req = {
+        .method = method,
+        .url = url,
+        .headers = headers,
+        .header_count = 1,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
     };
     h->done = 0;
     assert_int_equal(http_client_request(h->client, &req, on_result_stop, h), 0);
@@ -344,19 +427,7 @@ static void test_http_client_request_refused(void **state)
     struct harness h;
     (void)state;
     harness_init(&h, NULL);
-    /* A port that was just free: bind, read it back, close. */
-    uv_tcp_t tmp;
-    struct sockaddr_in a;
-    struct sockaddr_storage got;
-    int len = sizeof(got);
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &a), 0);
-    assert_int_equal(uv_tcp_init(&h.loop, &tmp), 0);
-    assert_int_equal(uv_tcp_bind(&tmp, (const struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_tcp_getsockname(&tmp, (struct sockaddr *)&got, &len), 0);
-    int port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-    uv_close((uv_handle_t *)&tmp, NULL);
-    uv_run(&h.loop, UV_RUN_NOWAIT);
-
+    int port = dead_port(&h.loop);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", port);
     struct http_client_request req = {.method = "POST", .url = url, .body = "x", .body_len = 1};
@@ -468,6 +539,141 @@ static void test_http_client_close_in_flight(void **state)
     assert_int_equal(h.calls, 1);
 }
 
+/* Unknown hosts are classified by curl's codes: no test may ask DNS for a name. */
+static void test_http_client_error_class(void **state)
+{
+    (void)state;
+    assert_int_equal(client_error_class(CURLE_OK, 0, 0), HTTP_CLIENT_OK);
+    assert_int_equal(client_error_class(CURLE_COULDNT_RESOLVE_HOST, 0, 0),
+                     HTTP_CLIENT_UNKNOWN_HOST);
+    assert_int_equal(client_error_class(CURLE_COULDNT_RESOLVE_PROXY, 0, 0),
+                     HTTP_CLIENT_UNKNOWN_HOST);
+    assert_int_equal(client_error_class(CURLE_OPERATION_TIMEDOUT, 0, 0), HTTP_CLIENT_TIMEOUT);
+    assert_int_equal(client_error_class(CURLE_COULDNT_CONNECT, ECONNREFUSED, 0),
+                     HTTP_CLIENT_REFUSED);
+    assert_int_equal(client_error_class(CURLE_COULDNT_CONNECT, ETIMEDOUT, 0), HTTP_CLIENT_TIMEOUT);
+    assert_int_equal(client_error_class(CURLE_COULDNT_CONNECT, ENETUNREACH, 0), HTTP_CLIENT_OTHER);
+    assert_int_equal(client_error_class(CURLE_WRITE_ERROR, 0, 1), HTTP_CLIENT_TOO_BIG);
+    assert_int_equal(client_error_class(CURLE_WRITE_ERROR, 0, 0), HTTP_CLIENT_OTHER);
+    assert_int_equal(client_error_class(CURLE_SSL_CONNECT_ERROR, 0, 0), HTTP_CLIENT_OTHER);
+    assert_int_equal(client_error_class(CURLE_RECV_ERROR, 0, 0), HTTP_CLIENT_OTHER);
+    assert_int_equal(client_error_class(CURLE_GOT_NOTHING, 0, 0), HTTP_CLIENT_OTHER);
+    assert_string_equal(http_client_error_name(HTTP_CLIENT_UNKNOWN_HOST), "unknown host");
+}
+
+/* ---- proxies ---- */
+
+static void test_http_client_request_via_proxy(void **state)
+{
+    struct harness h;
+    char url[128], want[128];
+    (void)state;
+    /* HTTP_PROXY is the fake; the origin is a dead port, so only the proxy can answer. */
+    harness_init_proxy(&h, NULL, "http://127.0.0.1:%d", NULL, NULL);
+    int dead = dead_port(&h.loop);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", dead);
+    run_url(&h, "POST", url, "via");
+    assert_int_equal(h.error, HTTP_CLIENT_OK);
+    assert_int_equal(h.status, 201);
+    assert_string_equal(h.body, "POST /echo x=42 via");
+    assert_int_equal(h.srv.proxied, 1);
+    assert_string_equal(h.srv.last_proxied, url);
+    /* A request marked direct skips the proxy: it meets the dead origin. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", dead);
+    struct http_client_request req = {.method = "GET", .url = url, .direct = true};
+    h.done = 0;
+    assert_int_equal(http_client_request(h.client, &req, on_result_stop, &h), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    assert_int_equal(h.error, HTTP_CLIENT_REFUSED);
+    assert_int_equal(h.srv.proxied, 1);
+    /* No HTTPS_PROXY: an https:// URL goes straight to its (dead) origin. */
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/echo", dead);
+    run_url(&h, "POST", url, "x");
+    assert_int_equal(h.error, HTTP_CLIENT_REFUSED);
+    assert_int_equal(h.srv.proxied, 1);
+    assert_int_equal(h.srv.connects, 0);
+    harness_finish(&h);
+
+    /* -p: every URL through the fake, https:// ones by CONNECT (refused by the fake). */
+    harness_init_proxy(&h, "127.0.0.1:%d", NULL, NULL, NULL);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/x", dead);
+    run_url(&h, "POST", url, "x");
+    assert_int_equal(h.srv.connects, 1);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", dead);
+    assert_string_equal(h.srv.last_proxied, want);
+    assert_int_equal(h.error, HTTP_CLIENT_OTHER); /* a transport failure, retried */
+    assert_int_equal(h.status, 0);                /* the proxy's 403 is not the origin's */
+    assert_non_null(strstr(h.message, "403"));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", dead);
+    run_url(&h, "POST", url, "p");
+    assert_int_equal(h.status, 201);
+    assert_int_equal(h.srv.proxied, 1);
+    harness_finish(&h);
+}
+
+static void test_http_client_request_no_proxy(void **state)
+{
+    struct harness h;
+    char url[128];
+    (void)state;
+    /* The proxy is dead; NO_PROXY sends 127.0.0.1 around it, to the fake. */
+    uv_loop_t tmp;
+    assert_int_equal(uv_loop_init(&tmp), 0);
+    int dead = dead_port(&tmp);
+    assert_int_equal(uv_loop_close(&tmp), 0);
+    char proxy[64];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", dead);
+    harness_init_proxy(&h, proxy, NULL, NULL, "example.com, 127.0.0.1");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", h.srv.port);
+    run_url(&h, "POST", url, "direct");
+    assert_int_equal(h.error, HTTP_CLIENT_OK);
+    assert_int_equal(h.status, 201);
+    assert_int_equal(h.srv.proxied, 0);
+    harness_finish(&h);
+
+    /* Without the entry, the same request meets the dead proxy: refused. */
+    harness_init_proxy(&h, proxy, NULL, NULL, "example.com");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", h.srv.port);
+    run_url(&h, "POST", url, "x");
+    assert_int_equal(h.error, HTTP_CLIENT_REFUSED);
+    assert_int_equal(h.srv.requests, 0);
+    harness_finish(&h);
+}
+
+static void test_http_client_request_ignores_environment(void **state)
+{
+    struct harness h;
+    char url[128], dead_url[64];
+    (void)state;
+    uv_loop_t tmp;
+    assert_int_equal(uv_loop_init(&tmp), 0);
+    snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d", dead_port(&tmp));
+    assert_int_equal(uv_loop_close(&tmp), 0);
+    static const char *const vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                       "HTTPS_PROXY", "ALL_PROXY",  "all_proxy"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        setenv(vars[i], dead_url, 1);
+    setenv("NO_PROXY", "127.0.0.1", 1);
+    setenv("no_proxy", "127.0.0.1", 1);
+    /* No proxy configured: curl must not pick the variables up. */
+    harness_init(&h, NULL);
+    run_one(&h, "POST", "/echo", "env", 0, 0);
+    assert_int_equal(h.error, HTTP_CLIENT_OK);
+    assert_int_equal(h.status, 201);
+    harness_finish(&h);
+    /* A proxy configured: curl's own NO_PROXY reading must not bypass it. */
+    harness_init_proxy(&h, NULL, "http://127.0.0.1:%d", NULL, NULL);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", h.srv.port);
+    run_url(&h, "POST", url, "env");
+    assert_int_equal(h.status, 201);
+    assert_int_equal(h.srv.proxied, 1);
+    harness_finish(&h);
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+    unsetenv("NO_PROXY");
+    unsetenv("no_proxy");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +685,10 @@ int main(void)
         cmocka_unit_test(test_http_client_request_too_big),
         cmocka_unit_test(test_http_client_request_bad_args),
         cmocka_unit_test(test_http_client_close_in_flight),
+        cmocka_unit_test(test_http_client_error_class),
+        cmocka_unit_test(test_http_client_request_via_proxy),
+        cmocka_unit_test(test_http_client_request_no_proxy),
+        cmocka_unit_test(test_http_client_request_ignores_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

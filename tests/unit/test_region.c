@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Region resolution: each source alone, their order, the ECS metadata file (and -o
- * skipping it), the shared config profile, and the error when nothing names one.
+/* Region resolution: each source alone, their order, the ECS metadata file and
+ * instance metadata (a fake IMDSv2 on 127.0.0.1; -o and AWS_EC2_METADATA_DISABLED
+ * skip them), the shared config profile, and the error when nothing names one.
  * Files live in a temporary HOME. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,9 @@
 #include <cmocka.h>
 
 #include "aws/region.h"
+
+#include "aws/imds.h"
+#include "fake_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,9 @@ static int setup(void **state)
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
     setenv("HOME", home, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1); /* never 169.254.169.254 */
+    unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    imds_startup_forget();
     unlink(ecs_file);
     unlink(config_file);
     return 0;
@@ -168,6 +175,66 @@ static void test_region_resolve_invalid(void **state)
     assert_false(region_valid("us east"));
 }
 
+/* A fake IMDSv2: a token for a PUT, the region for a GET that carries it. */
+static void imds_handler(struct fake_http *f, const struct fake_http_request *req,
+                         struct fake_http_reply *rep)
+{
+    char token[64];
+    (void)f;
+    fake_http_header(req, "X-aws-ec2-metadata-token", token, sizeof(token));
+    if (strcmp(req->method, "PUT") == 0 && strcmp(req->path, "/latest/api/token") == 0) {
+        snprintf(rep->body, sizeof(rep->body), "T0KEN");
+    } else if (strcmp(token, "T0KEN") != 0) {
+        rep->status = 401;
+    } else if (strcmp(req->path, "/latest/meta-data/placement/region") == 0) {
+        snprintf(rep->body, sizeof(rep->body), "%s", (const char *)f->ctx);
+    } else {
+        rep->status = 404;
+    }
+}
+
+static void test_region_resolve_imds(void **state)
+{
+    (void)state;
+    static struct fake_http fake;
+    fake_http_start(&fake, imds_handler, "ap-northeast-3");
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    write_file(config_file, "[default]\nregion = ap-south-1\n");
+    /* After the ECS file, before the profile. */
+    expect(NULL, NULL, false, "ap-northeast-3", "imds");
+    use_ecs(ecs_json);
+    expect(NULL, NULL, false, "eu-west-1", "ecs-metadata");
+    unsetenv("ECS_ENABLE_CONTAINER_METADATA");
+    /* -o and AWS_EC2_METADATA_DISABLED skip it, without a request. */
+    int before = fake_http_requests(&fake);
+    expect(NULL, NULL, true, "ap-south-1", "profile");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    expect(NULL, NULL, false, "ap-south-1", "profile");
+    assert_int_equal(fake_http_requests(&fake), before);
+    fake_http_stop(&fake);
+
+    /* An answer that is not a region name, and no IMDS at all: skipped, said why. */
+    fake_http_start(&fake, imds_handler, "Not A Region");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    imds_startup_forget();
+    unlink(config_file);
+    char out[REGION_MAX];
+    const char *src;
+    char err[XRAY_ERR_LEN];
+    assert_int_equal(region_resolve(NULL, NULL, false, out, &src, err), XRAY_ENOREGION);
+    assert_non_null(strstr(err, "IMDS: placement/region is not a region name"));
+    fake_http_stop(&fake);
+    imds_startup_forget();
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
+    assert_int_equal(region_resolve(NULL, NULL, false, out, &src, err), XRAY_ENOREGION);
+    assert_non_null(strstr(err, "IMDS: PUT http://127.0.0.1:1/latest/api/token"));
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -202,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup(test_region_resolve_profile, setup),
         cmocka_unit_test_setup(test_region_resolve_none, setup),
         cmocka_unit_test_setup(test_region_resolve_invalid, setup),
+        cmocka_unit_test_setup(test_region_resolve_imds, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -2,7 +2,8 @@
 /* Tests of upstream/telemetry.c: the body read back with jansson, record cutting, and
  * the call rules (10 per call, 30 kept, removed on 200 only, one call in flight, the
  * final record on flush) through a fake sender that the test answers by hand, plus
- * the timer on a real loop. */
+ * the timer on a real loop; the identity from the environment or from a fake instance
+ * metadata service on 127.0.0.1. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "aws/imds.h"
+#include "fake_http.h"
 
 #define FAR_MS (3600u * 1000) /* an interval the loop never reaches: ticks by hand */
 
@@ -319,14 +323,14 @@ static void test_telemetry_identity_from_env(void **state)
     struct telemetry_identity id;
     setenv("AWS_HOSTNAME", "my-host", 1);
     setenv("AWS_INSTANCE_ID", "i-abc", 1);
-    telemetry_identity_from_env(&id, "arn:aws:ecs:x");
+    telemetry_identity_from_env(&id, "arn:aws:ecs:x", false);
     assert_string_equal(id.hostname, "my-host");
     assert_string_equal(id.ec2_instance_id, "i-abc");
     assert_string_equal(id.resource_arn, "arn:aws:ecs:x");
 
     /* Over the API's 20 characters: cut, not rejected by every call. */
     setenv("AWS_INSTANCE_ID", "i-0123456789abcdef0123456789", 1);
-    telemetry_identity_from_env(&id, NULL);
+    telemetry_identity_from_env(&id, NULL, false);
     assert_string_equal(id.ec2_instance_id, "i-0123456789abcdef01");
     assert_string_equal(id.resource_arn, "");
 
@@ -334,9 +338,71 @@ static void test_telemetry_identity_from_env(void **state)
     unsetenv("AWS_INSTANCE_ID");
     char host[TELEMETRY_HOSTNAME_MAX + 1] = "";
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
-    telemetry_identity_from_env(&id, "");
+    telemetry_identity_from_env(&id, "", false);
     assert_string_equal(id.hostname, host);
     assert_string_equal(id.ec2_instance_id, "");
+}
+
+/* A fake IMDSv2 (token, then hostname and instance-id) for the identity. */
+static void imds_handler(struct fake_http *f, const struct fake_http_request *req,
+                         struct fake_http_reply *rep)
+{
+    char token[64];
+    (void)f;
+    fake_http_header(req, "X-aws-ec2-metadata-token", token, sizeof(token));
+    if (strcmp(req->method, "PUT") == 0 && strcmp(req->path, "/latest/api/token") == 0)
+        snprintf(rep->body, sizeof(rep->body), "T0KEN");
+    else if (strcmp(token, "T0KEN") != 0)
+        rep->status = 401;
+    else if (strcmp(req->path, "/latest/meta-data/hostname") == 0)
+        snprintf(rep->body, sizeof(rep->body), "ip-10-1-2-3.ec2.internal");
+    else if (strcmp(req->path, "/latest/meta-data/instance-id") == 0)
+        snprintf(rep->body, sizeof(rep->body), "i-0fedcba9876543210");
+    else
+        rep->status = 404;
+}
+
+static void test_telemetry_identity_from_metadata(void **state)
+{
+    (void)state;
+    static struct fake_http fake;
+    fake_http_start(&fake, imds_handler, NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    unsetenv("AWS_HOSTNAME");
+    unsetenv("AWS_INSTANCE_ID");
+    imds_startup_forget();
+    struct telemetry_identity id;
+    /* Local mode (-o): the metadata is never asked. */
+    telemetry_identity_from_env(&id, NULL, false);
+    assert_int_equal(fake_http_requests(&fake), 0);
+    assert_string_equal(id.ec2_instance_id, "");
+    telemetry_identity_from_env(&id, NULL, true);
+    assert_string_equal(id.hostname, "ip-10-1-2-3.ec2.internal");
+    assert_string_equal(id.ec2_instance_id, "i-0fedcba9876543210");
+    /* AWS_HOSTNAME and AWS_INSTANCE_ID win over the metadata. */
+    setenv("AWS_HOSTNAME", "from-env", 1);
+    setenv("AWS_INSTANCE_ID", "i-env", 1);
+    int before = fake_http_requests(&fake);
+    telemetry_identity_from_env(&id, NULL, true);
+    assert_string_equal(id.hostname, "from-env");
+    assert_string_equal(id.ec2_instance_id, "i-env");
+    assert_int_equal(fake_http_requests(&fake), before);
+    unsetenv("AWS_HOSTNAME");
+    unsetenv("AWS_INSTANCE_ID");
+    fake_http_stop(&fake);
+    /* No IMDS: the host name, and no instance id. */
+    imds_startup_forget();
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
+    char host[TELEMETRY_HOSTNAME_MAX + 1] = "";
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    telemetry_identity_from_env(&id, NULL, true);
+    assert_string_equal(id.hostname, host);
+    assert_string_equal(id.ec2_instance_id, "");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 }
 
 /* ---- the call rules, ticked by hand ---- */
@@ -618,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_telemetry_body_exact),
         cmocka_unit_test(test_telemetry_record_cut_deltas),
         cmocka_unit_test(test_telemetry_identity_from_env),
+        cmocka_unit_test(test_telemetry_identity_from_metadata),
         T(test_telemetry_tick_waits_for_first_datagram),
         T(test_telemetry_tick_ten_per_call),
         T(test_telemetry_tick_keeps_thirty),

@@ -163,24 +163,52 @@ struct rig {
     size_t body_len;
 };
 
-static int fixed_load(const struct credentials_provider *self, uint64_t now_ms,
-                      struct aws_credentials *out, char err[XRAY_ERR_LEN])
+static void fixed_load(const struct credentials_provider *self,
+                       const struct credentials_context *ctx, uint64_t now_ms,
+                       void (*done)(void *data, int rc, const struct aws_credentials *creds,
+                                    const char *err),
+                       void *data)
 {
-    (void)now_ms;
-    int rc = aws_credentials_set(out, "AKIDTEST", "secret", "token/with+chars=", "test", err);
-    out->source = self->name;
-    return rc;
+    (void)ctx, (void)now_ms;
+    struct aws_credentials c = {0};
+    char err[XRAY_ERR_LEN] = "";
+    int rc = aws_credentials_set(&c, "AKIDTEST", "secret", "token/with+chars=", "test", err);
+    c.source = self->name;
+    done(data, rc, rc == 0 ? &c : NULL, err);
+    aws_credentials_clear(&c);
 }
 static const struct credentials_provider fixed_provider = {"fixed", fixed_load};
 
-static int none_load(const struct credentials_provider *self, uint64_t now_ms,
-                     struct aws_credentials *out, char err[XRAY_ERR_LEN])
+static void none_load(const struct credentials_provider *self,
+                      const struct credentials_context *ctx, uint64_t now_ms,
+                      void (*done)(void *data, int rc, const struct aws_credentials *creds,
+                                   const char *err),
+                      void *data)
 {
-    (void)self, (void)now_ms, (void)out;
-    snprintf(err, XRAY_ERR_LEN, "nothing here");
-    return XRAY_ENOCREDS;
+    (void)self, (void)ctx, (void)now_ms;
+    done(data, XRAY_ENOCREDS, NULL, "nothing here");
 }
 static const struct credentials_provider none_provider = {"none", none_load};
+
+/* A provider that answers only when the test says: a load on the network. */
+static struct {
+    void (*done)(void *data, int rc, const struct aws_credentials *creds, const char *err);
+    void *data;
+    int loads;
+} later;
+
+static void later_load(const struct credentials_provider *self,
+                       const struct credentials_context *ctx, uint64_t now_ms,
+                       void (*done)(void *data, int rc, const struct aws_credentials *creds,
+                                    const char *err),
+                       void *data)
+{
+    (void)self, (void)ctx, (void)now_ms;
+    later.done = done;
+    later.data = data;
+    later.loads++;
+}
+static const struct credentials_provider later_provider = {"later", later_load};
 
 static void rig_on_watchdog(uv_timer_t *t)
 {
@@ -212,7 +240,8 @@ static void rig_init(struct rig *r, const struct credentials_provider *p, const 
     r->http = http_client_create(&r->loop, NULL);
     assert_non_null(r->http);
     const struct credentials_provider *const providers[] = {p};
-    r->chain = credentials_chain_create(providers, 1);
+    const struct credentials_options co = {.providers = providers, .count = 1};
+    r->chain = credentials_chain_create(&co);
     assert_non_null(r->chain);
     struct xray_options xo = {
         .http = r->http,
@@ -326,7 +355,8 @@ static void test_xray_call_signed_headers(void **state)
     struct aws_credentials creds = {0};
     struct sigv4_signature sig;
     char err[XRAY_ERR_LEN];
-    assert_int_equal(fixed_load(&fixed_provider, 0, &creds, err), 0);
+    assert_int_equal(
+        aws_credentials_set(&creds, "AKIDTEST", "secret", "token/with+chars=", "test", err), 0);
     assert_int_equal(sigv4_sign(&sr, &creds, &sig, err), 0);
     assert_string_equal(sig.authorization, auth);
     aws_credentials_clear(&creds);
@@ -387,6 +417,60 @@ static void test_xray_call_no_credentials(void **state)
     rig_finish(&r);
 }
 
+static void test_xray_call_waits_for_credentials(void **state)
+{
+    struct rig r;
+    (void)state;
+    memset(&later, 0, sizeof(later));
+    rig_init(&r, &later_provider, NULL, "");
+    fake_script(&r.fake, "HTTP/1.1 200 OK\r\n", "{}");
+    /* The chain is loading: the call waits, nothing is sent and cb has not run. */
+    assert_int_equal(xray_call(r.xray, "/TraceSegments", "{}", 2, rig_on_result, &r), 0);
+    uv_run(&r.loop, UV_RUN_NOWAIT);
+    assert_int_equal(later.loads, 1);
+    assert_int_equal(r.fake.requests, 0);
+    assert_false(r.done);
+    /* The credentials arrive: the call is signed with them and sent. */
+    struct aws_credentials c = {0};
+    char err[XRAY_ERR_LEN];
+    assert_int_equal(aws_credentials_set(&c, "ASIALATER", "secret", "tok", "test", err), 0);
+    later.done(later.data, 0, &c, NULL);
+    aws_credentials_clear(&c);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_true(r.done);
+    assert_int_equal(r.error, 0);
+    assert_int_equal(r.fake.requests, 1);
+    char v[1024];
+    assert_non_null(
+        strstr(fake_header(&r.fake, "Authorization", v, sizeof(v)), "Credential=ASIALATER/"));
+    assert_string_equal(fake_header(&r.fake, "X-Amz-Security-Token", v, sizeof(v)), "tok");
+    rig_finish(&r);
+
+    /* The load fails: every waiting call completes through cb, never sent, and reads
+     * as "no credentials" -- an upload error, counted. */
+    memset(&later, 0, sizeof(later));
+    rig_init(&r, &later_provider, NULL, "");
+    struct rig r2 = {0};
+    assert_int_equal(xray_call(r.xray, "/TraceSegments", "{}", 2, rig_on_result, &r), 0);
+    assert_int_equal(xray_call(r.xray, "/TelemetryRecords", "{}", 2, rig_on_result, &r2), 0);
+    assert_int_equal(later.loads, 1);
+    later.done(later.data, XRAY_ETIMEOUT, NULL, "metadata: timeout");
+    assert_true(r.done && r2.done);
+    assert_int_equal(r.error, XRAY_ENOCREDS);
+    assert_int_equal(r2.error, XRAY_ENOCREDS);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.fake.requests, 0);
+    assert_int_equal(stats_get(&r.stats.backend[STATS_BACKEND_OTHER]), 2);
+    assert_non_null(strstr(xray_last_error(r.xray), "no credentials: later: metadata: timeout"));
+    /* Inside the retry window the failure is known at once: xray_call returns it. */
+    assert_int_equal(xray_call(r.xray, "/TraceSegments", "{}", 2, rig_on_result, &r),
+                     XRAY_ENOCREDS);
+    assert_int_equal(later.loads, 1);
+    free(r2.body);
+    uv_run(&r.loop, UV_RUN_NOWAIT); /* clears the uv_stop of the callbacks above */
+    rig_finish(&r);
+}
+
 /* ---- through the upstream core with the aws sender ---- */
 
 static void on_drained(void *data)
@@ -408,7 +492,11 @@ static void test_upstream_aws_ops_send(void **state)
                 "{\"UnprocessedTraceSegments\":[{\"Id\":\"0000000000000002\",\"ErrorCode\":"
                 "\"Bad\",\"Message\":\"x\"}]}");
     struct pool *pool = pool_create(1 << 20);
-    struct upstream_options uo = {.loop = &r.loop, .pool = pool, .stats = &r.stats, .ctx = r.xray};
+    struct upstream_options uo = {.loop = &r.loop,
+                                  .pool = pool,
+                                  .stats = &r.stats,
+                                  .ctx = r.xray,
+                                  .retry = {.attempts = 1}}; /* one call each: no retries */
     struct upstream *up = upstream_create(&upstream_aws_ops, &uo);
     assert_non_null(up);
     assert_string_equal(upstream_name(up), "aws");
@@ -624,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_xray_call_signed_headers),
         cmocka_unit_test(test_xray_call_errors_classified),
         cmocka_unit_test(test_xray_call_no_credentials),
+        cmocka_unit_test(test_xray_call_waits_for_credentials),
         cmocka_unit_test(test_upstream_aws_ops_send),
         cmocka_unit_test_setup_teardown(test_xray_moto_round_trip, moto_start, moto_stop),
     };

@@ -1,34 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The credential provider chain: asks each provider in order, caches what the first
- * one yields and asks again only near expiry (or after invalidate). It owns the cached
- * copy and wipes secrets when it lets them go; it never logs and never reads the
- * clock. Providers themselves live in credentials_<name>.c. */
+/* struct aws_credentials and the small helpers every provider shares: checked
+ * copies, AWS expiry times, token files. Secrets are wiped before their memory is
+ * released. Never logs, never reads the clock; the chain lives in credentials_chain.c
+ * and the providers in credentials_<name>.c. */
 #include "aws/credentials.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
-/* The default order (daemon-compat.md, "Credentials"). Adding a provider is one line
- * here plus its file. */
-static const struct credentials_provider *const credentials_default[] = {
-    &credentials_env_provider,
-    &credentials_profile_provider,
-};
-
-struct credentials_chain {
-    const struct credentials_provider *providers[CREDENTIALS_PROVIDERS_MAX];
-    int count;
-    struct aws_credentials cur;
-    bool have;
-    uint64_t retry_after_ms; /* no load before this after a failure */
-    int last_rc;
-    char last_err[XRAY_ERR_LEN];
-};
+#include "http/client.h"
 
 static void wipe_free(char *s)
 {
@@ -114,124 +103,187 @@ int aws_credentials_set(struct aws_credentials *c, const char *access_key_id,
     return aws_credentials_copy(c, &src);
 }
 
-struct credentials_chain *
-credentials_chain_create(const struct credentials_provider *const *providers, int count)
+void credentials_free_secret(char *s)
 {
-    if (providers == NULL) {
-        providers = credentials_default;
-        count = (int)(sizeof(credentials_default) / sizeof(credentials_default[0]));
+    wipe_free(s);
+}
+
+/* n decimal digits at s into *v; false if any is not a digit. */
+static bool digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        *v = *v * 10 + (s[i] - '0');
     }
-    if (count <= 0 || count > CREDENTIALS_PROVIDERS_MAX)
-        return NULL;
-    struct credentials_chain *chain = calloc(1, sizeof(*chain));
-    if (chain == NULL)
-        return NULL;
-    for (int i = 0; i < count; i++)
-        chain->providers[i] = providers[i];
-    chain->count = count;
-    return chain;
+    return true;
 }
 
-void credentials_chain_destroy(struct credentials_chain *chain)
+int credentials_parse_time(const char *s, size_t len, uint64_t *ms)
 {
-    if (chain == NULL)
-        return;
-    aws_credentials_clear(&chain->cur);
-    free(chain);
-}
-
-void credentials_chain_invalidate(struct credentials_chain *chain)
-{
-    aws_credentials_clear(&chain->cur);
-    chain->have = false;
-    chain->retry_after_ms = 0;
-}
-
-/* Appends to a bounded text; a cut-off tail is marked with "...". */
-static void append(char *dst, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void append(char *dst, size_t cap, const char *fmt, ...)
-{
-    size_t len = strlen(dst);
-    if (len + 1 >= cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(dst + len, cap - len, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (size_t)n >= cap - len && cap > 4)
-        memcpy(dst + cap - 4, "...", 4);
-}
-
-static bool fresh(const struct aws_credentials *c, uint64_t now_ms)
-{
-    return c->expires_ms == 0 || now_ms + CREDENTIALS_REFRESH_BEFORE_MS < c->expires_ms;
-}
-
-/* Asks the providers in order; fills chain->last_err on failure. */
-static int chain_load(struct credentials_chain *chain, uint64_t now_ms, struct aws_credentials *out)
-{
-    char *msg = chain->last_err;
-    snprintf(msg, XRAY_ERR_LEN, "no AWS credentials; tried");
-    for (int i = 0; i < chain->count; i++) {
-        const struct credentials_provider *p = chain->providers[i];
-        char perr[XRAY_ERR_LEN] = "";
-        struct aws_credentials c = {0};
-        int rc = p->load(p, now_ms, &c, perr);
-        if (rc == 0) {
-            if (c.source == NULL)
-                c.source = p->name;
-            *out = c;
-            return 0;
-        }
-        aws_credentials_clear(&c);
-        if (rc != XRAY_ENOCREDS) {
-            snprintf(msg, XRAY_ERR_LEN, "%s: %s", p->name, perr[0] ? perr : xray_strerror(rc));
-            return rc;
-        }
-        append(msg, XRAY_ERR_LEN, "%s %s (%s)", i > 0 ? ";" : "", p->name,
-               perr[0] ? perr : "nothing found");
+    /* YYYY-MM-DDThh:mm:ss is 19 bytes; then [.fraction] and Z or +hh:mm / -hh:mm. */
+    int y, mo, d, h, mi, sec;
+    if (len < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return XRAY_EPARSE;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return XRAY_EPARSE;
+    size_t i = 19;
+    int frac_ms = 0;
+    if (s[i] == '.') {
+        int scale = 100;
+        size_t start = ++i;
+        for (; i < len && s[i] >= '0' && s[i] <= '9' && i - start < 12; i++, scale /= 10)
+            frac_ms += (s[i] - '0') * scale;
+        if (i == start)
+            return XRAY_EPARSE;
     }
-    return XRAY_ENOCREDS;
+    int64_t offset_s = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return XRAY_EPARSE;
+        offset_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return XRAY_EPARSE;
+    }
+    if (i != len)
+        return XRAY_EPARSE;
+    struct tm tm = {
+        .tm_year = y - 1900,
+        .tm_mon = mo - 1,
+        .tm_mday = d,
+        .tm_hour = h,
+        .tm_min = mi,
+        .tm_sec = sec,
+    };
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || (int64_t)t - offset_s < 0)
+        return XRAY_EPARSE;
+    *ms = (uint64_t)((int64_t)t - offset_s) * 1000 + (uint64_t)frac_ms;
+    return 0;
 }
 
-int credentials_chain_get(struct credentials_chain *chain, uint64_t now_ms,
-                          const struct aws_credentials **out, char err[XRAY_ERR_LEN])
+int credentials_read_file(const char *path, size_t max, char **out, char err[XRAY_ERR_LEN])
 {
     *out = NULL;
-    if (chain->have && fresh(&chain->cur, now_ms)) {
-        *out = &chain->cur;
-        return 0;
-    }
-    if (chain->have && now_ms < chain->retry_after_ms && now_ms < chain->cur.expires_ms) {
-        *out = &chain->cur;
-        return 0;
-    }
-    if (!chain->have && now_ms < chain->retry_after_ms) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
         if (err != NULL)
-            snprintf(err, XRAY_ERR_LEN, "%s", chain->last_err);
-        return chain->last_rc;
+            snprintf(err, XRAY_ERR_LEN, "%s: %s", path, strerror(-rc));
+        return rc;
     }
-    struct aws_credentials c = {0};
-    int rc = chain_load(chain, now_ms, &c);
-    if (rc == 0) {
-        aws_credentials_clear(&chain->cur);
-        chain->cur = c;
-        chain->have = true;
-        chain->retry_after_ms = 0;
-        *out = &chain->cur;
-        return 0;
+    struct stat st;
+    int rc = 0;
+    char *data = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = XRAY_EPARSE;
+        if (err != NULL)
+            snprintf(err, XRAY_ERR_LEN, "%s: not a regular file", path);
+    } else if ((size_t)st.st_size > max) {
+        rc = XRAY_ETOOBIG;
+        if (err != NULL)
+            snprintf(err, XRAY_ERR_LEN, "%s: larger than %zu bytes", path, max);
+    } else if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
+        rc = -ENOMEM;
     }
-    chain->retry_after_ms = now_ms + CREDENTIALS_RETRY_MS;
-    chain->last_rc = rc;
-    /* Cached credentials still valid: use them and try again later. */
-    if (chain->have && now_ms < chain->cur.expires_ms) {
-        *out = &chain->cur;
-        return 0;
+    size_t got = 0;
+    while (rc == 0 && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, data + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* a file that shrank: take what is there */
+        got += (size_t)r;
     }
-    aws_credentials_clear(&chain->cur);
-    chain->have = false;
-    if (err != NULL)
-        snprintf(err, XRAY_ERR_LEN, "%s", chain->last_err);
+    close(fd);
+    if (rc != 0) {
+        free(data);
+        return rc;
+    }
+    while (got > 0 && (data[got - 1] == '\n' || data[got - 1] == '\r' || data[got - 1] == ' '))
+        got--;
+    data[got] = '\0';
+    if (got == 0) {
+        free(data);
+        if (err != NULL)
+            snprintf(err, XRAY_ERR_LEN, "%s: empty", path);
+        return XRAY_EPARSE;
+    }
+    *out = data;
+    return 0;
+}
+
+int credentials_from_json(const char *body, size_t len, struct aws_credentials *out,
+                          char err[XRAY_ERR_LEN])
+{
+    memset(out, 0, sizeof(*out));
+    if (len > CREDENTIALS_RESPONSE_MAX) {
+        snprintf(err, XRAY_ERR_LEN, "a credentials document past %u bytes",
+                 CREDENTIALS_RESPONSE_MAX);
+        return XRAY_ETOOBIG;
+    }
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        snprintf(err, XRAY_ERR_LEN, "a credentials document that is not a JSON object");
+        return XRAY_EPARSE;
+    }
+    const char *code = json_string_value(json_object_get(root, "Code"));
+    const char *id = json_string_value(json_object_get(root, "AccessKeyId"));
+    const char *secret = json_string_value(json_object_get(root, "SecretAccessKey"));
+    const char *token = json_string_value(json_object_get(root, "Token"));
+    json_t *jexp = json_object_get(root, "Expiration");
+    const char *exp = json_string_value(jexp);
+    uint64_t exp_ms = 0;
+    int rc = 0;
+    if (json_object_get(root, "Code") != NULL && (code == NULL || strcmp(code, "Success") != 0)) {
+        char clean[48] = "";
+        for (size_t i = 0; code != NULL && code[i] != '\0' && i + 1 < sizeof(clean); i++)
+            clean[i] = code[i] > 0x20 && code[i] < 0x7f ? code[i] : '?';
+        snprintf(err, XRAY_ERR_LEN, "a credentials document with Code \"%s\"", clean);
+        rc = XRAY_EUPSTREAM;
+    } else if (id == NULL || secret == NULL) {
+        snprintf(err, XRAY_ERR_LEN,
+                 "a credentials document without AccessKeyId and SecretAccessKey strings");
+        rc = XRAY_EFIELD;
+    } else if (jexp != NULL &&
+               (exp == NULL || credentials_parse_time(exp, strlen(exp), &exp_ms) != 0)) {
+        snprintf(err, XRAY_ERR_LEN, "a credentials document with a bad Expiration");
+        rc = XRAY_EPARSE;
+    } else {
+        rc = aws_credentials_set(out, id, secret, token, "the credentials document", err);
+        out->expires_ms = exp_ms;
+    }
+    json_decref(root); /* jansson frees without wiping: its copies of the keys stay in
+                          freed heap, as the HTTP client's body buffer does */
     return rc;
+}
+
+int credentials_http_rc(const struct http_client_result *res)
+{
+    switch (res->error) {
+    case HTTP_CLIENT_OK:
+        return 0;
+    case HTTP_CLIENT_TIMEOUT:
+        return XRAY_ETIMEOUT;
+    case HTTP_CLIENT_REFUSED:
+        return -ECONNREFUSED;
+    case HTTP_CLIENT_UNKNOWN_HOST:
+        return -EHOSTUNREACH;
+    case HTTP_CLIENT_CANCELED:
+        return -ECANCELED;
+    case HTTP_CLIENT_TOO_BIG:
+        return XRAY_ETOOBIG;
+    case HTTP_CLIENT_OTHER:
+        break;
+    }
+    return -EIO;
 }

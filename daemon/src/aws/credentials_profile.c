@@ -52,10 +52,22 @@ static int from_file(enum profile_file kind, const char *profile, struct aws_cre
     return rc;
 }
 
-static int credentials_profile_load(const struct credentials_provider *self, uint64_t now_ms,
-                                    struct aws_credentials *out, char err[XRAY_ERR_LEN])
+/* A path under $HOME as "~/...": the chain's error lists every source in one short
+ * line, and the home directory says nothing the user does not know. */
+static const char *home_relative(char path[PROFILE_PATH_MAX])
 {
-    (void)now_ms;
+    const char *home = getenv("HOME");
+    size_t n = home != NULL ? strlen(home) : 0;
+    while (n > 0 && home[n - 1] == '/')
+        n--;
+    if (n == 0 || strncmp(path, home, n) != 0 || path[n] != '/')
+        return path;
+    path[n - 1] = '~';
+    return path + n - 1;
+}
+
+static int profile_read(struct aws_credentials *out, char err[XRAY_ERR_LEN])
+{
     const char *profile = profile_name();
     char creds_path[PROFILE_PATH_MAX] = "";
     char config_path[PROFILE_PATH_MAX] = "";
@@ -67,22 +79,35 @@ static int credentials_profile_load(const struct credentials_provider *self, uin
         rc = from_file(PROFILE_CONFIG, profile, out, &has_keys, &found, config_path, err);
     if (rc != 0)
         return rc;
-    if (has_keys) {
-        out->source = self->name;
+    if (has_keys)
         return 0;
-    }
     if (err != NULL) {
         if (found)
             snprintf(err, XRAY_ERR_LEN, "profile \"%s\" has no aws_access_key_id", profile);
         else
-            snprintf(err, XRAY_ERR_LEN, "no profile \"%s\" in %s or %s", profile, creds_path,
-                     config_path);
+            snprintf(err, XRAY_ERR_LEN, "no profile \"%s\" in %s or %s", profile,
+                     home_relative(creds_path), home_relative(config_path));
     }
     /* A profile the user named explicitly must exist; "default" may be absent. */
     const char *named = getenv("AWS_PROFILE");
     if (!found && named != NULL && named[0] != '\0')
         return XRAY_ECONFIG;
     return XRAY_ENOCREDS;
+}
+
+/* Synchronous: answers before it returns. */
+static void credentials_profile_load(
+    const struct credentials_provider *self, const struct credentials_context *ctx, uint64_t now_ms,
+    void (*done)(void *data, int rc, const struct aws_credentials *creds, const char *err),
+    void *data)
+{
+    (void)ctx, (void)now_ms;
+    struct aws_credentials c = {0};
+    char err[XRAY_ERR_LEN] = "";
+    int rc = profile_read(&c, err);
+    c.source = self->name;
+    done(data, rc, rc == 0 ? &c : NULL, err);
+    aws_credentials_clear(&c);
 }
 
 const struct credentials_provider credentials_profile_provider = {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Region resolution: walks a fixed list of sources in the reference daemon's order and
- * takes the first that names a region. It only reads the environment and two small
- * files; instance metadata (IMDS) slots into the list in the next step. Every source
- * that had nothing says why, so a failure explains itself. */
+ * takes the first that names a region. It reads the environment, two small files and
+ * instance metadata (a blocking lookup of at most a second, imds.h: this runs once at
+ * start-up, before the loop). Every source that had nothing says why, so a failure
+ * explains itself. */
 #include "aws/region.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "aws/imds.h"
 #include "aws/profile.h"
 
 #define REGION_ECS_FILE_MAX (256 * 1024) /* the agent writes a few KB per container */
@@ -149,6 +151,25 @@ static int from_ecs(const struct region_args *a, char out[REGION_MAX], char *why
     return rc;
 }
 
+/* placement/region of the instance metadata (IMDSv2). Any failure only means "not
+ * here": a host without IMDS must still find its region in the shared config. */
+static int from_imds(const struct region_args *a, char out[REGION_MAX], char *why, size_t whylen)
+{
+    (void)a;
+    char value[IMDS_VALUE_MAX];
+    char err[XRAY_ERR_LEN] = "";
+    if (imds_startup_get("placement/region", value, err) != 0) {
+        snprintf(why, whylen, "%s", err);
+        return 0;
+    }
+    if (!region_valid(value)) {
+        snprintf(why, whylen, "placement/region is not a region name");
+        return 0;
+    }
+    memcpy(out, value, strlen(value) + 1); /* region_valid: shorter than REGION_MAX */
+    return 1;
+}
+
 /* The region key of the profile in the shared config file. */
 static int from_profile(const struct region_args *a, char out[REGION_MAX], char *why, size_t whylen)
 {
@@ -178,8 +199,7 @@ static const struct region_source region_sources[] = {
     {"config", "Region (config file)", false, from_config},
     {"AWS_REGION", "AWS_REGION", false, from_env},
     {"ecs-metadata", "ECS metadata", true, from_ecs},
-    /* Instance metadata goes here, skipped with -o like the ECS file:
-     * {"imds", "instance metadata", true, from_imds}, */
+    {"imds", "IMDS", true, from_imds},
     {"profile", "shared config", false, from_profile},
 };
 

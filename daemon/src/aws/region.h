@@ -2,7 +2,8 @@
 /* Which AWS region the daemon talks to (daemon-compat.md, "Region"): the -n flag, the
  * config file's Region, AWS_REGION, then (not in local mode) the ECS metadata file and
  * instance metadata, then the shared config profile's region. Called once at start-up
- * from the main thread; reads the environment and small files, nothing else. */
+ * from the main thread, before the loop runs: the instance metadata lookup blocks for
+ * at most IMDS_TIMEOUT_MS per request (imds.h). */
 #ifndef XRAYD_REGION_H
 #define XRAYD_REGION_H
 
@@ -13,7 +14,7 @@
 #define REGION_MAX 64 /* buffer size; region names are short words like us-east-1 */
 
 /* Fills out with the region and *source with where it came from: "flag", "config",
- * "AWS_REGION", "ecs-metadata" or "profile" (a constant). flag_region and
+ * "AWS_REGION", "ecs-metadata", "imds" or "profile" (a constant). flag_region and
  * config_region may be NULL or "". local_mode (-o) skips the metadata sources.
  * 0; XRAY_ENOREGION when no source has one (err names each source and why it had
  * none); XRAY_ECONFIG when a source holds something that is not a region name (err

@@ -52,7 +52,9 @@ const struct options_entry options_table[] = {
      "Log level, from most verbose to least: dev, debug, info, warn, error, prod (info). An "
      "unknown value keeps the configured level."},
     {"proxy-address", 'p', "ProxyAddress", OPTIONS_STRING, "", F(proxy_address), 0, 0, 0, 0, "URL",
-     "HTTP(S) proxy for upstream calls; HTTPS_PROXY when unset."},
+     "HTTP(S) proxy for upstream calls. Unset: HTTPS_PROXY/https_proxy for https "
+     "endpoints, HTTP_PROXY/http_proxy for http ones. NO_PROXY/no_proxy (hosts, domains, IPs, "
+     "CIDRs, *) bypasses either; instance metadata never goes through a proxy."},
     {"version", 'v', NULL, OPTIONS_BOOL, "false", F(show_version), 0, 0, 0, 0, NULL,
      "Print the version and exit."},
     {"help", 'h', NULL, OPTIONS_BOOL, "false", F(show_help), 0, 0, 0, 0, NULL,

@@ -3,7 +3,8 @@
  * (one uv_poll_t each) and when to wake it (one uv_timer_t); completed transfers are
  * collected with curl_multi_info_read and their callbacks run from the loop. Every
  * request in flight is on the active list, so close can cancel them all. It does not
- * retry, follow redirects or read proxy settings from the environment.
+ * retry or follow redirects; the proxy of each request is proxy.c's decision, never
+ * curl's own reading of the environment.
  *
  * How it works: the wiring follows curl's docs/examples/multi-uv.c — socket callback
  * starts/stops polls, timer callback arms the timer, both feed
@@ -24,6 +25,8 @@
 
 #include "buf.h"
 #include "error.h"
+#include "http/proxy.h"
+#include "log.h"
 
 #define CLIENT_RETRY_AFTER_MAX_S (24 * 3600) /* ignore absurd Retry-After values */
 
@@ -62,7 +65,7 @@ struct http_client {
     unsigned max_connections;
     unsigned timeout_ms;
     int no_verify_ssl;
-    char *proxy;
+    struct proxy *proxy;
     int closing;
     unsigned handles_closing;
     void (*close_cb)(void *data);
@@ -105,7 +108,7 @@ static void client_maybe_free(struct http_client *c)
     }
     void (*cb)(void *) = c->close_cb;
     void *data = c->close_data;
-    free(c->proxy);
+    proxy_destroy(c->proxy);
     free(c);
     if (cb != NULL)
         cb(data);
@@ -178,6 +181,30 @@ static void client_req_recycle(struct client_req *r)
     c->idle_count++;
 }
 
+/* Maps a failed transfer onto BackendConnectionErrors' classes. Connecting covers the
+ * proxy too: a refused proxy is a refused connection, an unresolvable one an unknown
+ * host; a proxy that refuses the tunnel is a transport error. */
+static enum http_client_error client_error_class(CURLcode code, long os_errno, int too_big)
+{
+    switch (code) {
+    case CURLE_OK:
+        return HTTP_CLIENT_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return HTTP_CLIENT_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+        return os_errno == ECONNREFUSED ? HTTP_CLIENT_REFUSED
+               : os_errno == ETIMEDOUT  ? HTTP_CLIENT_TIMEOUT
+                                        : HTTP_CLIENT_OTHER;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return HTTP_CLIENT_UNKNOWN_HOST;
+    case CURLE_WRITE_ERROR:
+        return too_big ? HTTP_CLIENT_TOO_BIG : HTTP_CLIENT_OTHER;
+    default:
+        return HTTP_CLIENT_OTHER;
+    }
+}
+
 static void client_req_finish(struct client_req *r, CURLcode code, int canceled)
 {
     struct http_client *c = r->c;
@@ -196,25 +223,9 @@ static void client_req_finish(struct client_req *r, CURLcode code, int canceled)
     } else if (code == CURLE_OK) {
         res.error = HTTP_CLIENT_OK;
     } else {
-        switch (code) {
-        case CURLE_OPERATION_TIMEDOUT:
-            res.error = HTTP_CLIENT_TIMEOUT;
-            break;
-        case CURLE_COULDNT_CONNECT:
+        if (code == CURLE_COULDNT_CONNECT)
             curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
-            res.error = os_errno == ECONNREFUSED ? HTTP_CLIENT_REFUSED : HTTP_CLIENT_OTHER;
-            break;
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-            res.error = HTTP_CLIENT_UNKNOWN_HOST;
-            break;
-        case CURLE_WRITE_ERROR:
-            res.error = r->too_big ? HTTP_CLIENT_TOO_BIG : HTTP_CLIENT_OTHER;
-            break;
-        default:
-            res.error = HTTP_CLIENT_OTHER;
-            break;
-        }
+        res.error = client_error_class(code, os_errno, r->too_big);
         res.message = r->too_big          ? "response body over its size limit"
                       : r->errbuf[0] != 0 ? r->errbuf
                                           : curl_easy_strerror(code);
@@ -383,24 +394,27 @@ static size_t client_on_header(char *ptr, size_t size, size_t nmemb, void *userp
 struct http_client *http_client_create(uv_loop_t *loop, const struct http_client_options *opt)
 {
     static int curl_ready;
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return NULL;
-        curl_ready = 1;
-    }
     struct http_client_options none = {0};
     if (opt == NULL)
         opt = &none;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            proxy_destroy(opt->proxy);
+            return NULL;
+        }
+        curl_ready = 1;
+    }
     struct http_client *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        proxy_destroy(opt->proxy);
         return NULL;
+    }
+    c->proxy = opt->proxy;
     c->loop = loop;
     c->max_connections = opt->max_connections ? opt->max_connections : HTTP_CLIENT_MAX_CONNECTIONS;
     c->max_pending = opt->max_pending ? opt->max_pending : HTTP_CLIENT_MAX_PENDING;
     c->timeout_ms = opt->timeout_ms ? opt->timeout_ms : HTTP_CLIENT_TIMEOUT_MS;
     c->no_verify_ssl = opt->no_verify_ssl;
-    if (opt->proxy != NULL && opt->proxy[0] != '\0' && (c->proxy = strdup(opt->proxy)) == NULL)
-        goto fail;
     if ((c->multi = curl_multi_init()) == NULL)
         goto fail;
     if (uv_timer_init(loop, &c->timer) != 0) {
@@ -417,9 +431,14 @@ struct http_client *http_client_create(uv_loop_t *loop, const struct http_client
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host_max);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->max_connections);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    if (proxy_enabled(c->proxy)) {
+        char how[512];
+        proxy_describe(c->proxy, how, sizeof(how));
+        XLOG_INFO("http", "outbound proxy: %s", how);
+    }
     return c;
 fail:
-    free(c->proxy);
+    proxy_destroy(c->proxy);
     free(c);
     return NULL;
 }
@@ -445,15 +464,20 @@ static int client_req_setup(struct http_client *c, struct client_req *r,
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                      (long)(req->timeout_ms ? req->timeout_ms : c->timeout_ms));
-    /* An explicit "" keeps libcurl from reading proxy variables on its own: the
-     * configuration decides. */
-    curl_easy_setopt(e, CURLOPT_PROXY, c->proxy != NULL ? c->proxy : "");
+    /* proxy.c decides for this URL. An explicit "" proxy and an empty NOPROXY list
+     * keep libcurl from reading proxy variables on its own. */
+    const char *via = req->direct ? NULL : proxy_for_url(c->proxy, req->url);
+    curl_easy_setopt(e, CURLOPT_PROXY, via != NULL ? via : "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
     if (c->no_verify_ssl) {
+        /* NoVerifySSL covers an https:// proxy too, as the reference's transport does. */
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
     }
     if (curl_easy_setopt(e, CURLOPT_URL, req->url) != CURLE_OK)
         return -EINVAL;

@@ -19,13 +19,16 @@
 #define HTTP_CLIENT_MAX_PENDING          256u       /* requests started and not yet completed */
 
 struct http_client;
+struct proxy; /* http/proxy.h */
 
 struct http_client_options {
     unsigned max_connections;      /* total; 0 = HTTP_CLIENT_MAX_CONNECTIONS */
     unsigned max_host_connections; /* per host; 0 = HTTP_CLIENT_MAX_HOST_CONNECTIONS */
     bool no_verify_ssl;            /* NoVerifySSL: skip TLS peer and host checks */
-    const char *proxy;             /* proxy URL, copied; NULL or "" = no proxy at all
-                                      (the environment is never consulted here) */
+    struct proxy *proxy;           /* takes ownership (freed by close, or by create
+                                      when it fails): the proxy decision per request
+                                      URL (http/proxy.h); NULL = always direct. curl's
+                                      own reading of the environment is turned off */
     unsigned timeout_ms;           /* default per request; 0 = HTTP_CLIENT_TIMEOUT_MS */
     unsigned max_pending;          /* 0 = HTTP_CLIENT_MAX_PENDING */
 };
@@ -50,6 +53,10 @@ struct http_client_request {
     size_t body_len;
     unsigned timeout_ms; /* 0 = the client's default */
     size_t max_response; /* 0 = HTTP_CLIENT_MAX_RESPONSE */
+    bool direct;         /* never through a proxy, whatever the settings: for instance
+                            metadata and container credential endpoints, which only
+                            this host can reach (the reference daemon proxies X-Ray
+                            calls only) */
 };
 
 struct http_client_result {
@@ -61,7 +68,8 @@ struct http_client_result {
     const char *message;    /* why it failed, for logs: no secrets; "" on success */
 };
 
-/* A client on loop. NULL on ENOMEM or when libcurl cannot be set up. */
+/* A client on loop. NULL on ENOMEM or when libcurl cannot be set up (opt->proxy is
+ * freed then too). Logs the proxy settings once when a proxy may be used. */
 struct http_client *http_client_create(uv_loop_t *loop, const struct http_client_options *opt);
 
 /* Starts a request. cb runs exactly once when it completes, on the loop thread and

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aws/imds.h"
 #include "error.h"
 #include "log.h"
 #include "util.h"
@@ -59,10 +60,17 @@ static void telemetry_copy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-void telemetry_identity_from_env(struct telemetry_identity *id, const char *resource_arn)
+void telemetry_identity_from_env(struct telemetry_identity *id, const char *resource_arn,
+                                 bool use_metadata)
 {
+    /* IMDS failures only mean "not on EC2" (or not reachable): the fallbacks apply. */
+    char md[IMDS_VALUE_MAX];
+    char err[XRAY_ERR_LEN];
     const char *host = getenv("AWS_HOSTNAME");
     char name[TELEMETRY_HOSTNAME_MAX + 1] = "";
+    if ((host == NULL || host[0] == '\0') && use_metadata &&
+        imds_startup_get("hostname", md, err) == 0)
+        host = md;
     if (host == NULL || host[0] == '\0') {
         if (gethostname(name, sizeof(name)) != 0)
             name[0] = '\0';
@@ -70,7 +78,11 @@ void telemetry_identity_from_env(struct telemetry_identity *id, const char *reso
         host = name;
     }
     telemetry_copy(id->hostname, sizeof(id->hostname), host);
-    telemetry_copy(id->ec2_instance_id, sizeof(id->ec2_instance_id), getenv("AWS_INSTANCE_ID"));
+    const char *instance = getenv("AWS_INSTANCE_ID");
+    if ((instance == NULL || instance[0] == '\0') && use_metadata &&
+        imds_startup_get("instance-id", md, err) == 0)
+        instance = md;
+    telemetry_copy(id->ec2_instance_id, sizeof(id->ec2_instance_id), instance);
     telemetry_copy(id->resource_arn, sizeof(id->resource_arn), resource_arn);
 }
 

@@ -7,6 +7,7 @@
 #ifndef XRAYD_TELEMETRY_H
 #define XRAYD_TELEMETRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +35,14 @@ struct telemetry_identity {
     char resource_arn[TELEMETRY_RESOURCE_ARN_MAX + 1];
 };
 
-/* Hostname from AWS_HOSTNAME, else gethostname(); EC2InstanceId from AWS_INSTANCE_ID,
- * else ""; resource_arn (borrowed, NULL = "") as given. Reads the environment: call
- * from main before threads start. */
-void telemetry_identity_from_env(struct telemetry_identity *id, const char *resource_arn);
+/* Hostname from AWS_HOSTNAME, else (with use_metadata) the instance metadata's
+ * hostname, else gethostname(); EC2InstanceId from AWS_INSTANCE_ID, else (with
+ * use_metadata) the instance metadata's instance-id, else ""; resource_arn (borrowed,
+ * NULL = "") as given. use_metadata is false in local mode (-o). Reads the environment
+ * and may block on instance metadata for about a second (imds.h): call from main
+ * before the loop and the threads start. */
+void telemetry_identity_from_env(struct telemetry_identity *id, const char *resource_arn,
+                                 bool use_metadata);
 
 /* One read of the counters of struct stats. */
 struct telemetry_snapshot {

@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The upstream core: batcher + timer + a fixed set of batch slots, one per send in
- * flight. It owns every document it was given until it frees it to the pool, and
+/* The upstream core: batcher + one timer + a fixed set of batch slots. It owns every
+ * document it was given until it frees it to the pool or hands it to on_give_up, and
  * counts each one exactly once: sent, unprocessed or upload_failed. It knows nothing
- * of HTTP; senders are struct upstream_ops. Failed batches are dropped for now —
- * upstream_finish() is where retries will decide instead. */
+ * of HTTP; senders are struct upstream_ops, and what a failure means is retry.c's.
+ *
+ * How retries stay bounded: a batch keeps its slot from its first attempt to its end,
+ * backoff waits included, so `concurrency` bounds the batches in flight or waiting,
+ * their documents stay in the pool (bounded by -m), and one timer serves every wait
+ * (the earliest due retry, or the open batch's 1 s deadline). While every slot is
+ * busy, new documents wait in the batcher and the pool's budget turns the excess into
+ * spillover. A 400 on several documents splits the slot's documents in halves (at most
+ * RETRY_SPLIT_MAX times); the halves go one after another from the same slot. */
 #include "upstream/upstream.h"
 
 #include <stdio.h>
@@ -15,7 +22,7 @@
 #include "log.h"
 
 #define UPSTREAM_LOG_EVERY_MS 10000
-#define UPSTREAM_BODY_KEEP    (2u << 20) /* a slot keeps at most this much scratch */
+#define UPSTREAM_NOT_WAITING  UINT64_MAX
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -31,7 +38,13 @@ struct upstream {
     struct upstream_batch *slots; /* concurrency of them */
     struct upstream_batch *free_slots;
     unsigned concurrency;
-    unsigned in_flight;
+    unsigned in_flight; /* sends in flight */
+    unsigned waiting;   /* slots waiting for a retry */
+    struct retry_policy policy;
+    struct retry_random random;
+    uint64_t rng; /* the default generator's state */
+    void (*on_give_up)(void *ctx, struct doc *docs, unsigned count, int status);
+    void *give_up_ctx;
     bool pumping;
     bool draining;
     bool closing;
@@ -44,6 +57,17 @@ struct upstream {
 };
 
 static void upstream_pump(struct upstream *up);
+static void upstream_finish(struct upstream *up, struct upstream_batch *b, int status);
+
+/* xorshift64*: jitter needs spread, not secrecy. */
+static uint32_t upstream_rng_next(void *ctx)
+{
+    uint64_t *s = ctx;
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (uint32_t)((*s * 2685821657736338717ull) >> 32);
+}
 
 static void upstream_drop(struct upstream *up, struct doc *list)
 {
@@ -53,6 +77,16 @@ static void upstream_drop(struct upstream *up, struct doc *list)
         pool_free(up->pool, list);
         list = next;
     }
+}
+
+static void upstream_give_up(struct upstream *up, struct doc *docs, unsigned count, int status)
+{
+    if (docs == NULL)
+        return;
+    if (up->on_give_up != NULL)
+        up->on_give_up(up->give_up_ctx, docs, count, status);
+    else
+        upstream_drop(up, docs);
 }
 
 static void upstream_maybe_free(struct upstream *up)
@@ -74,10 +108,100 @@ static void upstream_maybe_free(struct upstream *up)
         cb(data);
 }
 
-/* Every completed or failed send ends here: count, free, release the slot. */
+static void upstream_on_done(struct upstream_batch *b, int status);
+
+/* One attempt of the slot's current documents; the outcome comes to finish. */
+static void upstream_attempt(struct upstream *up, struct upstream_batch *b)
+{
+    b->_attempts++;
+    for (struct doc *d = b->docs; d != NULL; d = d->next)
+        if (d->attempts < UINT8_MAX)
+            d->attempts++;
+    b->unprocessed = 0;
+    b->http_status = 0;
+    b->retry_after_ms = -1;
+    b->done = upstream_on_done;
+    up->in_flight++;
+    int rc = up->ops->send(up->ctx, b, upstream_on_done);
+    if (rc == 0)
+        stats_add(&up->stats->batches, 1);
+    else
+        upstream_finish(up, b, rc);
+}
+
+/* Cuts the slot's documents in two: it keeps the first half, the second waits in
+ * _rest. Each half has its own attempts; the batch's time budget still counts. */
+static void upstream_split(struct upstream_batch *b)
+{
+    unsigned keep = b->count - b->count / 2;
+    struct doc *last = b->docs;
+    size_t bytes = last->len;
+    for (unsigned i = 1; i < keep; i++) {
+        last = last->next;
+        bytes += last->len;
+    }
+    b->_rest[b->_nrest++] = (struct upstream_piece){
+        .docs = last->next,
+        .count = b->count - keep,
+        .bytes = b->bytes - bytes,
+        .splits = b->_splits + 1,
+    };
+    last->next = NULL;
+    b->count = keep;
+    b->bytes = bytes;
+    b->_splits++;
+    b->_attempts = 0;
+}
+
+/* The slot's current documents are done with: send the next split piece, or release
+ * the slot. While closing, pieces still to send are given up instead. */
+static void upstream_next(struct upstream *up, struct upstream_batch *b)
+{
+    b->docs = NULL;
+    b->count = 0;
+    b->bytes = 0;
+    while (b->_nrest > 0) {
+        struct upstream_piece pc = b->_rest[--b->_nrest];
+        if (up->closing) {
+            upstream_give_up(up, pc.docs, pc.count, XRAY_ECLOSED);
+            continue;
+        }
+        b->docs = pc.docs;
+        b->count = pc.count;
+        b->bytes = pc.bytes;
+        b->_splits = pc.splits;
+        b->_attempts = 0;
+        upstream_attempt(up, b);
+        return;
+    }
+    if (b->body.cap > UPSTREAM_BODY_KEEP)
+        buf_free(&b->body);
+    b->_next = up->free_slots;
+    up->free_slots = b;
+}
+
+static void upstream_note(struct upstream *up, const char *what, struct upstream_batch *b,
+                          int status)
+{
+    if (b->http_status > 0)
+        snprintf(up->last_error, sizeof(up->last_error), "%u documents %s: HTTP %d", b->count, what,
+                 b->http_status);
+    else
+        snprintf(up->last_error, sizeof(up->last_error), "%u documents %s: %s", b->count, what,
+                 xray_strerror(status));
+}
+
+/* Every attempt ends here, in flight or refused by send(): count and free, split,
+ * wait for a retry, or give up. */
 static void upstream_finish(struct upstream *up, struct upstream_batch *b, int status)
 {
-    if (status == 0) {
+    uint64_t now = uv_now(up->loop);
+    up->in_flight--;
+    enum retry_verdict v = retry_classify(status, b->http_status, b->count, b->_splits);
+    if (up->closing && (v == RETRY_AGAIN || v == RETRY_SPLIT))
+        v = RETRY_CLOSED;
+    switch (v) {
+    case RETRY_DONE: {
         unsigned bad = b->unprocessed < b->count ? b->unprocessed : b->count;
         stats_add(&up->stats->sent, b->count - bad);
         for (struct doc *d = b->docs; d != NULL;) {
@@ -85,30 +209,56 @@ static void upstream_finish(struct upstream *up, struct upstream_batch *b, int s
             pool_free(up->pool, d);
             d = next;
         }
-    } else {
-        /* Retries go here (next step): a retryable status with attempts left puts the
-         * documents back with a backoff (doc->attempts, b->retry_after_ms) and a 400 on
-         * several documents is split in halves. Until then the batch is dropped. */
-        snprintf(up->last_error, sizeof(up->last_error), "%u documents dropped: %s", b->count,
-                 xray_strerror(status));
-        XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_WARN, "upstream",
-                   "%s upload failed (%s): %u documents dropped", up->ops->name,
-                   xray_strerror(status), b->count);
-        upstream_drop(up, b->docs);
+        break;
     }
-    if (b->body.cap > UPSTREAM_BODY_KEEP)
-        buf_free(&b->body);
-    b->docs = NULL;
-    b->count = 0;
-    b->bytes = 0;
-    b->_next = up->free_slots;
-    up->free_slots = b;
-    up->in_flight--;
+    case RETRY_SPLIT:
+        XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_WARN, "upstream",
+                   "%s refused a batch of %u documents with HTTP 400: sending each half on "
+                   "its own to isolate the bad one",
+                   up->ops->name, b->count);
+        upstream_split(b);
+        upstream_attempt(up, b);
+        return;
+    case RETRY_AGAIN: {
+        uint32_t rnd = up->random.next(up->random.ctx);
+        int64_t delay =
+            retry_delay_ms(&up->policy, b->_attempts, b->_first_ms, now, b->retry_after_ms, rnd);
+        if (delay >= 0) {
+            XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_INFO, "upstream",
+                       "%s upload of %u documents failed (%s, HTTP %d): attempt %u of %u, next "
+                       "in %lld ms",
+                       up->ops->name, b->count, xray_strerror(status), b->http_status, b->_attempts,
+                       up->policy.attempts, (long long)delay);
+            b->_due_ms = now + (uint64_t)delay;
+            up->waiting++;
+            return;
+        }
+        upstream_note(up, "dropped after their retries ran out", b, status);
+        XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_WARN, "upstream",
+                   "%s upload failed (%s): %u documents given up after %u attempts in %llu ms",
+                   up->ops->name, xray_strerror(status), b->count, b->_attempts,
+                   (unsigned long long)(now - b->_first_ms));
+        upstream_give_up(up, b->docs, b->count, status);
+        break;
+    }
+    case RETRY_REJECT:
+        upstream_note(up, "rejected", b, status);
+        XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_WARN, "upstream",
+                   "%s refused %u documents (%s, HTTP %d): not retried, dropped", up->ops->name,
+                   b->count, xray_strerror(status), b->http_status);
+        upstream_drop(up, b->docs);
+        break;
+    case RETRY_CLOSED:
+        upstream_give_up(up, b->docs, b->count, status == 0 ? XRAY_ECLOSED : status);
+        break;
+    }
+    upstream_next(up, b);
 }
 
 static void upstream_check_drained(struct upstream *up)
 {
-    if (!up->draining || up->closing || up->in_flight > 0 || batcher_count(&up->batcher) > 0)
+    if (!up->draining || up->closing || up->in_flight > 0 || up->waiting > 0 ||
+        batcher_count(&up->batcher) > 0)
         return;
     up->draining = false;
     if (up->drain_cb != NULL)
@@ -132,10 +282,15 @@ static void upstream_on_timer(uv_timer_t *t)
     upstream_pump(up);
 }
 
-/* Arms the timer for the open batch's deadline, only when that deadline moved. */
+/* Arms the timer for the earliest of the due retries and, when a slot is free, the
+ * open batch's deadline — only when that moved. */
 static void upstream_schedule(struct upstream *up)
 {
-    uint64_t due = batcher_next_deadline(&up->batcher);
+    uint64_t due =
+        up->free_slots != NULL ? batcher_next_deadline(&up->batcher) : BATCHER_NO_DEADLINE;
+    for (unsigned i = 0; up->waiting > 0 && i < up->concurrency; i++)
+        if (up->slots[i]._due_ms < due)
+            due = up->slots[i]._due_ms;
     if (due == up->timer_due)
         return;
     up->timer_due = due;
@@ -153,6 +308,15 @@ static void upstream_pump(struct upstream *up)
         return;
     up->pumping = true;
     uint64_t now = uv_now(up->loop);
+    /* Retries first: they are older than anything in the batcher. */
+    for (unsigned i = 0; up->waiting > 0 && i < up->concurrency; i++) {
+        struct upstream_batch *b = &up->slots[i];
+        if (b->_due_ms > now)
+            continue;
+        b->_due_ms = UPSTREAM_NOT_WAITING;
+        up->waiting--;
+        upstream_attempt(up, b);
+    }
     while (up->free_slots != NULL) {
         unsigned n;
         size_t bytes;
@@ -165,21 +329,14 @@ static void upstream_pump(struct upstream *up)
         b->docs = docs;
         b->count = n;
         b->bytes = bytes;
-        b->unprocessed = 0;
-        b->http_status = 0;
-        b->retry_after_ms = -1;
-        b->done = upstream_on_done;
-        up->in_flight++;
-        int rc = up->ops->send(up->ctx, b, upstream_on_done);
-        if (rc == 0)
-            stats_add(&up->stats->batches, 1);
-        else
-            upstream_finish(up, b, rc);
+        b->_nrest = 0;
+        b->_splits = 0;
+        b->_attempts = 0;
+        b->_first_ms = now;
+        upstream_attempt(up, b);
     }
     up->pumping = false;
-    /* Saturated: the next done pumps; no need for the timer till then. */
-    if (up->free_slots != NULL)
-        upstream_schedule(up);
+    upstream_schedule(up);
     upstream_check_drained(up);
 }
 
@@ -199,6 +356,14 @@ struct upstream *upstream_create(const struct upstream_ops *ops, const struct up
     up->concurrency = opt->concurrency ? opt->concurrency : UPSTREAM_CONCURRENCY;
     if (up->concurrency > UPSTREAM_CONCURRENCY_MAX)
         up->concurrency = UPSTREAM_CONCURRENCY_MAX;
+    up->policy = retry_policy_normalize(&opt->retry);
+    up->random = opt->random;
+    if (up->random.next == NULL) {
+        up->rng = uv_hrtime() ^ ((uint64_t)(uintptr_t)up << 16) ^ 0x9e3779b97f4a7c15ull;
+        up->random = (struct retry_random){.next = upstream_rng_next, .ctx = &up->rng};
+    }
+    up->on_give_up = opt->on_give_up;
+    up->give_up_ctx = opt->give_up_ctx;
     up->timer_due = BATCHER_NO_DEADLINE;
     batcher_init(&up->batcher, opt->limits);
     up->slots = calloc(up->concurrency, sizeof(*up->slots));
@@ -210,6 +375,7 @@ struct upstream *upstream_create(const struct upstream_ops *ops, const struct up
     for (unsigned i = up->concurrency; i-- > 0;) {
         struct upstream_batch *b = &up->slots[i];
         buf_init(&b->body, 0);
+        b->_due_ms = UPSTREAM_NOT_WAITING;
         b->_up = up;
         b->_next = up->free_slots;
         up->free_slots = b;
@@ -221,7 +387,7 @@ void upstream_submit(struct upstream *up, struct doc *doc)
 {
     if (up->closing) {
         doc->next = NULL;
-        upstream_drop(up, doc);
+        upstream_give_up(up, doc, 1, XRAY_ECLOSED);
         return;
     }
     batcher_add(&up->batcher, doc, uv_now(up->loop));
@@ -264,9 +430,22 @@ void upstream_close(struct upstream *up, void (*cb)(void *data), void *data)
     struct doc *docs;
     size_t dropped = batcher_count(&up->batcher);
     while ((docs = batcher_take(&up->batcher, 0, true, &n, &bytes)) != NULL)
-        upstream_drop(up, docs);
+        upstream_give_up(up, docs, n, XRAY_ECLOSED);
+    for (unsigned i = 0; up->waiting > 0 && i < up->concurrency; i++) {
+        struct upstream_batch *b = &up->slots[i];
+        if (b->_due_ms == UPSTREAM_NOT_WAITING)
+            continue;
+        b->_due_ms = UPSTREAM_NOT_WAITING;
+        up->waiting--;
+        dropped += b->count;
+        for (unsigned k = 0; k < b->_nrest; k++)
+            dropped += b->_rest[k].count;
+        upstream_give_up(up, b->docs, b->count, XRAY_ECLOSED);
+        upstream_next(up, b); /* gives up the pieces still to send */
+    }
     if (dropped > 0)
-        XLOG_WARN("upstream", "closing: %zu documents not sent were dropped", dropped);
+        XLOG_WARN("upstream", "closing: %zu documents not sent were %s", dropped,
+                  up->on_give_up != NULL ? "handed over" : "dropped");
     uv_close((uv_handle_t *)&up->timer, upstream_on_timer_close);
 }
 
@@ -294,19 +473,38 @@ const char *upstream_name(const struct upstream *up)
     return up->ops->name;
 }
 
+/* Documents (or bytes) held in slots and not in an attempt in flight. */
+static size_t upstream_held(const struct upstream *up, bool bytes)
+{
+    size_t sum = 0;
+    for (unsigned i = 0; i < up->concurrency; i++) {
+        const struct upstream_batch *b = &up->slots[i];
+        if (b->_due_ms != UPSTREAM_NOT_WAITING)
+            sum += bytes ? b->bytes : b->count;
+        for (unsigned k = 0; k < b->_nrest; k++)
+            sum += bytes ? b->_rest[k].bytes : b->_rest[k].count;
+    }
+    return sum;
+}
+
 size_t upstream_queued(const struct upstream *up)
 {
-    return batcher_count(&up->batcher);
+    return batcher_count(&up->batcher) + upstream_held(up, false);
 }
 
 size_t upstream_queued_bytes(const struct upstream *up)
 {
-    return batcher_bytes(&up->batcher);
+    return batcher_bytes(&up->batcher) + upstream_held(up, true);
 }
 
 unsigned upstream_in_flight(const struct upstream *up)
 {
     return up->in_flight;
+}
+
+unsigned upstream_retrying(const struct upstream *up)
+{
+    return up->waiting;
 }
 
 size_t upstream_scratch_bytes(const struct upstream *up)

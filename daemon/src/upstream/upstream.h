@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Where validated documents go: the pluggable upstream. The core batches documents
- * (batcher.h, with a loop timer for the 1 s rule), keeps at most `concurrency` sends
- * in flight, and when a send completes frees its documents to the pool and counts
- * them (sent, unprocessed, upload_failed). What a send does is the sender's: `aws`
- * (upstream_aws.h, PutTraceSegments) or `local` (the embedded store). Loop thread only. */
+ * (batcher.h, with a loop timer for the 1 s rule), keeps at most `concurrency` batches
+ * in flight or waiting for a retry, retries failed sends by the policy of retry.h
+ * (splitting a batch a 400 refused), and in the end frees every document to the pool
+ * and counts it once (sent, unprocessed, upload_failed) — or hands what ran out of
+ * retries to on_give_up. What a send does is the sender's: `aws` (upstream_aws.h,
+ * PutTraceSegments) or `local` (the embedded store). Loop thread only. */
 #ifndef XRAYD_UPSTREAM_H
 #define XRAYD_UPSTREAM_H
 
@@ -16,6 +18,7 @@
 #include "buf.h"
 #include "stats.h"
 #include "upstream/batcher.h"
+#include "upstream/retry.h"
 
 #define UPSTREAM_CONCURRENCY     8          /* cfg.yaml Concurrency default, as the reference */
 #define UPSTREAM_CONCURRENCY_MAX 64         /* a larger configured value is held to this */
@@ -24,6 +27,14 @@
 struct doc;
 struct pool;
 struct upstream;
+
+/* Documents of a split batch still to be sent (the core's). */
+struct upstream_piece {
+    struct doc *docs;
+    unsigned count;
+    size_t bytes;
+    unsigned splits;
+};
 
 /* One send: the documents and, once the sender is done, what happened to them. */
 struct upstream_batch {
@@ -40,6 +51,14 @@ struct upstream_batch {
     struct buf body;
     /* The completion send() was given, kept here for the sender's own callbacks. */
     void (*done)(struct upstream_batch *batch, int status);
+    /* The core's, not the sender's. A slot holds one batch from its first attempt to
+     * its end, waits included; the pieces a 400 split off are sent one after another. */
+    struct upstream_piece _rest[RETRY_SPLIT_MAX]; /* still to send, last in first out */
+    unsigned _nrest;
+    unsigned _splits;   /* how often the documents in docs were split */
+    unsigned _attempts; /* attempts of the documents in docs */
+    uint64_t _first_ms; /* loop time of the batch's first attempt */
+    uint64_t _due_ms;   /* waiting for a retry until then, else UINT64_MAX */
     struct upstream *_up;
     struct upstream_batch *_next;
 };
@@ -61,9 +80,21 @@ struct upstream_options {
     uv_loop_t *loop;                     /* borrowed */
     struct pool *pool;                   /* borrowed: sent documents go back here */
     struct stats *stats;                 /* borrowed: sent, rejected_by[], batches */
-    unsigned concurrency;                /* sends in flight at most; 0 = 8 */
+    unsigned concurrency;                /* batches in flight or waiting for a retry at
+                                            most; 0 = 8 */
     const struct batcher_limits *limits; /* NULL = the X-Ray limits (batcher.h) */
     void *ctx;                           /* the sender's context, passed to ops */
+    struct retry_policy retry;           /* zero fields = the defaults of retry.h */
+    struct retry_random random;          /* jitter; .next NULL = the core's generator */
+    /* Where documents go that the core gives up on: their retries ran out, or they
+     * were still held when upstream_close ran (status XRAY_ECLOSED or -ECANCELED).
+     * Takes ownership of docs (count of them, NULL-terminated through doc->next): it
+     * must pool_free each, on the loop thread, and count those it finally drops.
+     * Runs on the loop thread, until close's callback. NULL: they are dropped and
+     * counted as upload_failed. Documents a 4xx refused never come here: they would
+     * be refused again. The spool plugs in here. */
+    void (*on_give_up)(void *ctx, struct doc *docs, unsigned count, int status);
+    void *give_up_ctx;
 };
 
 /* ops and every option are borrowed and must outlive the upstream. NULL on ENOMEM or
@@ -72,19 +103,22 @@ struct upstream *upstream_create(const struct upstream_ops *ops,
                                  const struct upstream_options *opt);
 
 /* Takes ownership of doc (a pool document): it joins a batch and is freed to the pool
- * once sent, rejected or dropped. When all sends are in flight, batches wait; the
- * pool's budget bounds how many. After upstream_close it is dropped at once. */
+ * once sent, rejected or dropped. When every slot is in flight or waiting for a retry,
+ * batches wait in the batcher; the pool's budget bounds how many, and past it new
+ * datagrams are spillover. After upstream_close it is given up at once. */
 void upstream_submit(struct upstream *up, struct doc *doc);
 
 /* Sends everything buffered now, ignoring the 1 s rule, and calls cb once nothing is
- * queued or in flight (documents submitted meanwhile are sent too) — possibly before
- * this returns. One drain at a time; bound it with the caller's shutdown deadline. */
+ * queued, in flight or waiting for a retry (documents submitted meanwhile are sent
+ * too; retries keep their backoff) — possibly before this returns. One drain at a
+ * time; bound it with the caller's shutdown deadline. */
 void upstream_drain(struct upstream *up, void (*cb)(void *data), void *data);
 
-/* Drops what is still queued (freed to the pool, counted as upload_failed), waits
- * for the sends in flight to complete — close the sender's transport to cut them
- * short (http_client_close cancels its requests) — then frees up and calls cb. A
- * drain still pending is completed first. */
+/* Gives up what is still queued or waiting for a retry (on_give_up, else freed and
+ * counted as upload_failed), waits for the sends in flight to complete — close the
+ * sender's transport to cut them short (http_client_close cancels its requests) —
+ * and gives up what they leave, then frees up and calls cb. A drain still pending is
+ * completed first. */
 void upstream_close(struct upstream *up, void (*cb)(void *data), void *data);
 
 /* For a sender, before done: document `id` came back unprocessed with `code`.
@@ -93,9 +127,11 @@ void upstream_close(struct upstream *up, void (*cb)(void *data), void *data);
 void upstream_batch_unprocessed(struct upstream_batch *batch, const char *id, const char *code);
 
 const char *upstream_name(const struct upstream *up);
-size_t upstream_queued(const struct upstream *up);       /* documents waiting to be sent */
+/* Documents waiting to be sent: batched, waiting for a retry, or split off. */
+size_t upstream_queued(const struct upstream *up);
 size_t upstream_queued_bytes(const struct upstream *up); /* their bytes (doc->len) */
 unsigned upstream_in_flight(const struct upstream *up);  /* sends in flight */
+unsigned upstream_retrying(const struct upstream *up);   /* batches waiting for a retry */
 /* Bytes the batch slots hold for request bodies (at most concurrency x
  * UPSTREAM_BODY_KEEP between sends), for the memory report. */
 size_t upstream_scratch_bytes(const struct upstream *up);

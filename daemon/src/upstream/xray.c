@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +33,25 @@ struct xray {
     char host[ENDPOINT_HOST_MAX + 8];
     char last_error[XRAY_ERR_LEN];
     uint64_t failures;
+    const char *creds_source; /* of the credentials last signed with, for the log */
 };
 
+/* One call: waiting for credentials, then for its response. */
 struct xray_pending {
     struct xray *x;
     void (*cb)(const struct http_client_result *res, void *data);
     void *data;
+    const void *body; /* borrowed until cb runs */
+    size_t len;
+    bool in_call; /* xray_call has not returned yet */
+    int sync_rc;  /* what it returns when the call ended inside it */
     char path[XRAY_PATH_MAX];
 };
+
+/* The messages of a call that ended before it was sent; xray_result_error knows them
+ * by address. */
+static const char xray_no_credentials[] = "no AWS credentials";
+static const char xray_not_sent[] = "not sent";
 
 /* Copies printable ASCII from s (at most n bytes, stopping at a line break). */
 static size_t xray_clean(char *out, size_t cap, const char *s, size_t n)
@@ -146,6 +158,8 @@ static void xray_on_response(const struct http_client_result *res, void *data)
 
 int xray_result_error(const struct http_client_result *res)
 {
+    if (res->message == xray_no_credentials)
+        return XRAY_ENOCREDS;
     switch (res->error) {
     case HTTP_CLIENT_OK:
         return res->status >= 200 && res->status < 300 ? 0 : XRAY_EUPSTREAM;
@@ -165,23 +179,18 @@ int xray_result_error(const struct http_client_result *res)
     return -EIO;
 }
 
-int xray_call(struct xray *x, const char *path, const void *body, size_t len,
-              void (*cb)(const struct http_client_result *res, void *data), void *data)
+/* Signs p's call with creds and starts it. 0, or an error (counted and remembered)
+ * when nothing was sent. */
+static int xray_send(struct xray_pending *p, const struct aws_credentials *creds)
 {
-    if (path == NULL || path[0] != '/' || strlen(path) >= XRAY_PATH_MAX ||
-        strpbrk(path, "?# \r\n") != NULL || cb == NULL || (body == NULL && len > 0))
-        return -EINVAL;
-
+    struct xray *x = p->x;
+    const char *path = p->path;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     char err[XRAY_ERR_LEN] = "";
-    const struct aws_credentials *creds = NULL;
-    int rc = credentials_chain_get(x->creds, now_ms, &creds, err);
-    if (rc != 0 || creds == NULL) {
-        xray_fail(x, STATS_BACKEND_OTHER, path, "no credentials: %s",
-                  err[0] ? err : xray_strerror(rc));
-        return XRAY_ENOCREDS;
+    if (creds->source != x->creds_source) {
+        XLOG_INFO("xray", "signing with AWS credentials from %s", creds->source);
+        x->creds_source = creds->source;
     }
 
     char stamp[32];
@@ -198,14 +207,15 @@ int xray_call(struct xray *x, const char *path, const void *body, size_t len,
         .path = sign_path,
         .headers = signed_headers,
         .header_count = 2,
-        .body = body,
-        .body_len = len,
+        .body = p->body,
+        .body_len = p->len,
         .region = x->region,
         .service = XRAY_SERVICE,
         .now_s = (int64_t)ts.tv_sec,
     };
     struct sigv4_signature sig;
-    if ((rc = sigv4_sign(&sreq, creds, &sig, err)) != 0) {
+    int rc = sigv4_sign(&sreq, creds, &sig, err);
+    if (rc != 0) {
         xray_fail(x, STATS_BACKEND_OTHER, path, "signing failed: %s", err);
         return rc;
     }
@@ -224,30 +234,23 @@ int xray_call(struct xray *x, const char *path, const void *body, size_t len,
     char *h_token = NULL;
     if (creds->session_token != NULL && creds->session_token[0] != '\0') {
         size_t tl = strlen(creds->session_token) + sizeof("X-Amz-Security-Token: ");
-        if ((h_token = malloc(tl)) == NULL)
+        if ((h_token = malloc(tl)) == NULL) {
+            xray_fail(x, STATS_BACKEND_OTHER, path, "not sent: out of memory");
             return -ENOMEM;
+        }
         snprintf(h_token, tl, "X-Amz-Security-Token: %s", creds->session_token);
         lines[nlines++] = h_token;
     }
 
     char url[ENDPOINT_URL_MAX + XRAY_PATH_MAX];
     snprintf(url, sizeof(url), "%s%s", x->endpoint, path);
-    struct xray_pending *p = malloc(sizeof(*p));
-    if (p == NULL) {
-        free(h_token);
-        return -ENOMEM;
-    }
-    p->x = x;
-    p->cb = cb;
-    p->data = data;
-    snprintf(p->path, sizeof(p->path), "%s", path);
     const struct http_client_request hreq = {
         .method = "POST",
         .url = url,
         .headers = lines,
         .header_count = nlines,
-        .body = body != NULL ? body : "",
-        .body_len = len,
+        .body = p->body != NULL ? p->body : "",
+        .body_len = p->len,
         .timeout_ms = x->timeout_ms,
     };
     rc = http_client_request(x->http, &hreq, xray_on_response, p);
@@ -256,12 +259,76 @@ int xray_call(struct xray *x, const char *path, const void *body, size_t len,
         memset(h_token, 0, strlen(h_token));
         free(h_token);
     }
-    if (rc != 0) {
-        free(p);
+    if (rc != 0)
         xray_fail(x, STATS_BACKEND_OTHER, path, "not sent: %s", xray_strerror(rc));
+    return rc;
+}
+
+/* A call that ended before anything was sent. Inside xray_call, it returns rc and cb
+ * never runs; later (the credentials arrived after a wait), cb runs with a result
+ * that says no response came, and xray_result_error() gives back rc. */
+static void xray_abort(struct xray_pending *p, int rc)
+{
+    if (p->in_call) {
+        p->sync_rc = rc;
+        return;
+    }
+    struct http_client_result res = {
+        .error = rc == -ECANCELED ? HTTP_CLIENT_CANCELED : HTTP_CLIENT_OTHER,
+        .body = "",
+        .retry_after_ms = -1,
+        .message = rc == XRAY_ENOCREDS ? xray_no_credentials : xray_not_sent,
+    };
+    p->cb(&res, p->data);
+    free(p);
+}
+
+static void xray_on_credentials(void *data, int rc, const struct aws_credentials *creds,
+                                const char *err)
+{
+    struct xray_pending *p = data;
+    if (rc == -ECANCELED) { /* shutting down: not the upstream's fault */
+        xray_abort(p, rc);
+        return;
+    }
+    if (rc != 0) {
+        xray_fail(p->x, STATS_BACKEND_OTHER, p->path, "no credentials: %s",
+                  err != NULL && err[0] ? err : xray_strerror(rc));
+        xray_abort(p, XRAY_ENOCREDS);
+        return;
+    }
+    if ((rc = xray_send(p, creds)) != 0)
+        xray_abort(p, rc);
+}
+
+int xray_call(struct xray *x, const char *path, const void *body, size_t len,
+              void (*cb)(const struct http_client_result *res, void *data), void *data)
+{
+    if (path == NULL || path[0] != '/' || strlen(path) >= XRAY_PATH_MAX ||
+        strpbrk(path, "?# \r\n") != NULL || cb == NULL || (body == NULL && len > 0))
+        return -EINVAL;
+    struct xray_pending *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    *p = (struct xray_pending){
+        .x = x, .cb = cb, .data = data, .body = body, .len = len, .in_call = true};
+    snprintf(p->path, sizeof(p->path), "%s", path);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    int rc = credentials_chain_fetch(x->creds, now_ms, xray_on_credentials, p);
+    if (rc != 0) {
+        xray_fail(x, STATS_BACKEND_OTHER, path, "not sent: %s", xray_strerror(rc));
+        free(p);
         return rc;
     }
-    return 0;
+    /* From here on the credentials callback owns p, unless it failed right away. */
+    p->in_call = false;
+    rc = p->sync_rc;
+    if (rc != 0)
+        free(p);
+    return rc;
 }
 
 struct xray *xray_create(const struct xray_options *opt)

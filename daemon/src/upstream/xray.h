@@ -43,19 +43,24 @@ struct xray *xray_create(const struct xray_options *opt);
 void xray_destroy(struct xray *x);
 
 /* POST <endpoint><path> with body (application/json, borrowed until cb runs), signed
- * with SigV4 for service "xray" with the chain's current credentials, with
- * X-Amzn-Xray-Timestamp (signed), X-Amz-Date, X-Amz-Security-Token when the
- * credentials carry one, and the User-Agent. Returns 0 and cb runs exactly once later
- * (never from within this call) with the HTTP result; or returns XRAY_ENOCREDS (no
- * credentials: never sent unsigned), XRAY_EPARSE (could not sign), XRAY_EFULL /
- * -ENOMEM / XRAY_ECLOSED (the HTTP client refused it), and cb never runs. Every
+ * with SigV4 for service "xray" with the chain's credentials (credentials_chain_fetch:
+ * at once when cached, else after the chain's load), with X-Amzn-Xray-Timestamp
+ * (signed), X-Amz-Date, X-Amz-Security-Token when the credentials carry one, and the
+ * User-Agent. Returns 0 and cb runs exactly once later (never from within this call);
+ * or returns an error and cb never runs: XRAY_ENOCREDS (no credentials: never sent
+ * unsigned), XRAY_EPARSE (could not sign), XRAY_EFULL / -ENOMEM / XRAY_ECLOSED (the
+ * HTTP client or the credentials queue refused it). A call that waited for
+ * credentials and then could not be sent still completes through cb, with
+ * HTTP_CLIENT_OTHER (HTTP_CLIENT_CANCELED when shutting down) and no status, and
+ * xray_result_error() then gives the reason (XRAY_ENOCREDS for no credentials). Every
  * failure, synchronous or not, is counted in stats->backend[] and remembered. */
 int xray_call(struct xray *x, const char *path, const void *body, size_t len,
               void (*cb)(const struct http_client_result *res, void *data), void *data);
 
 /* 0 for a 2xx response; else what went wrong as a code: XRAY_EUPSTREAM (an HTTP error
- * status), XRAY_ETIMEOUT, -ECONNREFUSED, -EHOSTUNREACH (unknown host), XRAY_ETOOBIG,
- * -ECANCELED or -EIO. For callbacks of xray_call. */
+ * status), XRAY_ENOCREDS (never sent: no credentials), XRAY_ETIMEOUT, -ECONNREFUSED,
+ * -EHOSTUNREACH (unknown host), XRAY_ETOOBIG, -ECANCELED or -EIO. For callbacks of
+ * xray_call. */
 int xray_result_error(const struct http_client_result *res);
 
 /* Describes an HTTP error response (outside input: any bytes) as "HTTP 400
