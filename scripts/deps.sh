@@ -14,5 +14,12 @@ xrayd_install_debs() {
 
 XRAYD_BUILD_DEBS=(build-essential cmake pkg-config libuv1-dev libjansson-dev
     libcurl4-openssl-dev libssl-dev libyaml-dev libhttp-parser-dev)
-XRAYD_TEST_DEBS=(libcmocka-dev clang clang-format libclang-rt-14-dev curl nodejs npm
+XRAYD_TEST_DEBS=(libcmocka-dev clang clang-format libclang-rt-14-dev curl
     python3-aws-xray-sdk)
+
+# Node.js and npm: Debian's packages, unless a node with its own npm is already there
+# (NodeSource's nodejs package ships npm and conflicts with Debian's).
+xrayd_install_node() {
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    xrayd_install_debs nodejs npm
+}
