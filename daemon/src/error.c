@@ -10,8 +10,8 @@ const char *xray_strerror(int err)
     switch (err) {
     case 0:
         return "success";
-#define XX(name, value, msg)                                                                      \
-    case value:                                                                                   \
+#define XX(name, value, msg)                                                                       \
+    case value:                                                                                    \
         return msg;
         XRAY_ERRNO_MAP(XX)
 #undef XX

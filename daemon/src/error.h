@@ -7,19 +7,19 @@
 #define XRAY_ERR_LEN 256 /* size of the optional err[] buffers leaf code fills */
 
 /* XX(name, value, message) */
-#define XRAY_ERRNO_MAP(XX)                                                                        \
-    XX(EPARSE, -20001, "malformed input")                                                         \
-    XX(ETOOBIG, -20002, "input exceeds its size limit")                                           \
-    XX(EDEPTH, -20003, "input nested too deep")                                                   \
-    XX(EUTF8, -20004, "invalid UTF-8")                                                            \
-    XX(EFIELD, -20005, "required field missing or of the wrong type")                             \
-    XX(ECONFIG, -20006, "invalid configuration")                                                  \
-    XX(ENOCREDS, -20007, "no AWS credentials")                                                    \
-    XX(ENOREGION, -20008, "no AWS region")                                                        \
-    XX(EUPSTREAM, -20009, "upstream error")                                                       \
-    XX(EFULL, -20010, "buffer full")                                                              \
-    XX(EHEADER, -20011, "bad datagram header")                                                    \
-    XX(ETIMEOUT, -20012, "timed out")                                                             \
+#define XRAY_ERRNO_MAP(XX)                                                                         \
+    XX(EPARSE, -20001, "malformed input")                                                          \
+    XX(ETOOBIG, -20002, "input exceeds its size limit")                                            \
+    XX(EDEPTH, -20003, "input nested too deep")                                                    \
+    XX(EUTF8, -20004, "invalid UTF-8")                                                             \
+    XX(EFIELD, -20005, "required field missing or of the wrong type")                              \
+    XX(ECONFIG, -20006, "invalid configuration")                                                   \
+    XX(ENOCREDS, -20007, "no AWS credentials")                                                     \
+    XX(ENOREGION, -20008, "no AWS region")                                                         \
+    XX(EUPSTREAM, -20009, "upstream error")                                                        \
+    XX(EFULL, -20010, "buffer full")                                                               \
+    XX(EHEADER, -20011, "bad datagram header")                                                     \
+    XX(ETIMEOUT, -20012, "timed out")                                                              \
     XX(ECLOSED, -20013, "shutting down")
 
 enum xray_errno {

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LOG_LINE_MAX 1024
+#define LOG_LINE_MAX     1024
 #define LOG_ROTATE_BYTES (50u * 1024 * 1024) /* the reference daemon rotates at 50 MB */
 
 enum log_level {
@@ -45,30 +45,30 @@ struct log_every {
  * pass, *suppressed is set to how many lines the previous window swallowed. */
 bool log_every_pass(struct log_every *le, uint64_t interval_ms, unsigned *suppressed);
 
-#define XLOG(level, mod, ...)                                                                     \
-    do {                                                                                          \
-        if ((level) >= atomic_load_explicit(&log_threshold, memory_order_relaxed))                \
-            log_write((level), (mod), __VA_ARGS__);                                               \
+#define XLOG(level, mod, ...)                                                                      \
+    do {                                                                                           \
+        if ((level) >= atomic_load_explicit(&log_threshold, memory_order_relaxed))                 \
+            log_write((level), (mod), __VA_ARGS__);                                                \
     } while (0)
 #define XLOG_DEBUG(mod, ...) XLOG(LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
-#define XLOG_INFO(mod, ...) XLOG(LOG_LEVEL_INFO, mod, __VA_ARGS__)
-#define XLOG_WARN(mod, ...) XLOG(LOG_LEVEL_WARN, mod, __VA_ARGS__)
-#define XLOG_ERR(mod, ...) XLOG(LOG_LEVEL_ERROR, mod, __VA_ARGS__)
+#define XLOG_INFO(mod, ...)  XLOG(LOG_LEVEL_INFO, mod, __VA_ARGS__)
+#define XLOG_WARN(mod, ...)  XLOG(LOG_LEVEL_WARN, mod, __VA_ARGS__)
+#define XLOG_ERR(mod, ...)   XLOG(LOG_LEVEL_ERROR, mod, __VA_ARGS__)
 
 /* For anything outside input can trigger: at most one line per interval from this
  * call site; the next line that passes says how many were suppressed. */
-#define XLOG_EVERY(interval_ms, level, mod, fmt, ...)                                             \
-    do {                                                                                          \
-        static struct log_every xlog_every_;                                                      \
-        unsigned xlog_supp_;                                                                      \
-        if ((level) >= atomic_load_explicit(&log_threshold, memory_order_relaxed) &&              \
-            log_every_pass(&xlog_every_, (interval_ms), &xlog_supp_)) {                           \
-            if (xlog_supp_)                                                                       \
-                log_write((level), (mod), fmt " (%u similar suppressed)", ##__VA_ARGS__,          \
-                          xlog_supp_);                                                            \
-            else                                                                                  \
-                log_write((level), (mod), fmt, ##__VA_ARGS__);                                    \
-        }                                                                                         \
+#define XLOG_EVERY(interval_ms, level, mod, fmt, ...)                                              \
+    do {                                                                                           \
+        static struct log_every xlog_every_;                                                       \
+        unsigned xlog_supp_;                                                                       \
+        if ((level) >= atomic_load_explicit(&log_threshold, memory_order_relaxed) &&               \
+            log_every_pass(&xlog_every_, (interval_ms), &xlog_supp_)) {                            \
+            if (xlog_supp_)                                                                        \
+                log_write((level), (mod), fmt " (%u similar suppressed)", ##__VA_ARGS__,           \
+                          xlog_supp_);                                                             \
+            else                                                                                   \
+                log_write((level), (mod), fmt, ##__VA_ARGS__);                                     \
+        }                                                                                          \
     } while (0)
 
 /* Async-signal-safe: writes msg as it is with write(2). For signal handlers only. */

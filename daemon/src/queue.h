@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 struct queue {
-    void **slots; /* owned */
-    size_t mask;  /* capacity - 1, capacity a power of two */
+    void **slots;                    /* owned */
+    size_t mask;                     /* capacity - 1, capacity a power of two */
     _Alignas(64) atomic_size_t head; /* next slot to pop; written by the consumer */
     _Alignas(64) atomic_size_t tail; /* next slot to push; written by the producer */
 };

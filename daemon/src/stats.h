@@ -9,20 +9,20 @@
 #include <stdint.h>
 
 /* Why a datagram or document was not forwarded. X(name, metric label) */
-#define STATS_REJECT_MAP(X)                                                                       \
-    X(NO_NEWLINE, "no_newline")       /* no header line */                                         \
-    X(BAD_HEADER, "bad_header")       /* header not {"format":"json","version":1} */              \
-    X(EMPTY_BODY, "empty_body")                                                                   \
-    X(TRUNCATED, "truncated")         /* larger than the receive buffer */                        \
-    X(OTLP_TRACES, "otlp_traces")     /* T1S / T1U body: recognised, not forwarded */             \
-    X(OTLP_METRICS, "otlp_metrics")   /* M1 body */                                               \
-    X(TOO_BIG, "too_big")             /* document over 64 KB */                                   \
-    X(NOT_JSON, "not_json")           /* not a well-formed JSON object */                         \
-    X(BAD_UTF8, "bad_utf8")                                                                       \
-    X(TOO_DEEP, "too_deep")                                                                       \
-    X(MISSING_FIELD, "missing_field") /* name, id, times, trace_id, parent_id */                  \
-    X(QUEUE_FULL, "queue_full")       /* the worker's queue was full */                           \
-    X(UNPROCESSED, "unprocessed")     /* returned by X-Ray as UnprocessedTraceSegments */         \
+#define STATS_REJECT_MAP(X)                                                                        \
+    X(NO_NEWLINE, "no_newline") /* no header line */                                               \
+    X(BAD_HEADER, "bad_header") /* header not {"format":"json","version":1} */                     \
+    X(EMPTY_BODY, "empty_body")                                                                    \
+    X(TRUNCATED, "truncated")       /* larger than the receive buffer */                           \
+    X(OTLP_TRACES, "otlp_traces")   /* T1S / T1U body: recognised, not forwarded */                \
+    X(OTLP_METRICS, "otlp_metrics") /* M1 body */                                                  \
+    X(TOO_BIG, "too_big")           /* document over 64 KB */                                      \
+    X(NOT_JSON, "not_json")         /* not a well-formed JSON object */                            \
+    X(BAD_UTF8, "bad_utf8")                                                                        \
+    X(TOO_DEEP, "too_deep")                                                                        \
+    X(MISSING_FIELD, "missing_field") /* name, id, times, trace_id, parent_id */                   \
+    X(QUEUE_FULL, "queue_full")       /* the worker's queue was full */                            \
+    X(UNPROCESSED, "unprocessed")     /* returned by X-Ray as UnprocessedTraceSegments */          \
     X(UPLOAD_FAILED, "upload_failed") /* the upload gave up on it */
 
 enum stats_reject {
@@ -52,7 +52,7 @@ struct stats {
     atomic_uint_fast64_t rejected;  /* sum of rejected_by[] */
     atomic_uint_fast64_t rejected_by[STATS_REJECT__COUNT];
     atomic_uint_fast64_t backend[STATS_BACKEND__COUNT];
-    atomic_uint_fast64_t batches;   /* upload calls made */
+    atomic_uint_fast64_t batches; /* upload calls made */
 };
 
 static inline void stats_add(atomic_uint_fast64_t *c, uint64_t n)
