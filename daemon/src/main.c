@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "api/healthz.h"
+#include "api/sampling_authority.h"
 #include "api/sampling_proxy.h"
 #include "api/traces.h"
 #include "aws/credentials.h"
@@ -22,10 +23,13 @@
 #include "ingest/pool.h"
 #include "ingest/udp.h"
 #include "log.h"
+#include "memory.h"
 #include "pipeline.h"
+#include "sampler/rules_holder.h"
 #include "stats.h"
 #include "trace/store.h"
 #include "upstream/local.h"
+#include "upstream/spool.h"
 #include "upstream/telemetry.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_aws.h"
@@ -52,7 +56,14 @@ struct xrayd {
     struct xray *xray;
     struct store *store;
     struct upstream *upstream;
+    /* --spool-dir, else NULL */
+    struct spool *spool;
     struct telemetry *telemetry;
+    struct rules_holder *rules;           /* sampling rules, when xrayd uses any */
+    struct sampling_authority *authority; /* when xrayd answers the SDKs' sampling calls */
+    uv_signal_t sighup;                   /* reloads the rules file; only with one */
+
+    struct budgets budgets; /* every memory budget, for /healthz and /metrics */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t deadline;
@@ -160,8 +171,25 @@ static int xrayd_build_upstream(struct xrayd *d)
                   .budget_ms = (uint64_t)cfg->retry_budget_ms,
                   .backoff_min_ms = (uint64_t)cfg->retry_backoff_min_ms,
                   .backoff_max_ms = (uint64_t)cfg->retry_backoff_max_ms},
-        /* .on_give_up: NULL until the spool takes what runs out of retries. */
     };
+    /* What runs out of retries, or is still held at shutdown, goes to the spool. */
+    if (cfg->spool_dir != NULL && *cfg->spool_dir != '\0') {
+        char serr[XRAY_ERR_LEN];
+        struct spool_options so = {.loop = &d->loop,
+                                   .pool = d->pool,
+                                   .stats = &d->stats,
+                                   .dir = cfg->spool_dir,
+                                   .max_bytes = (uint64_t)cfg->spool_max_mb << 20};
+        if (spool_open(&d->spool, &so, serr) != 0) {
+            fprintf(stderr, "xrayd: %s\n", serr);
+            XLOG_ERR(MOD, "%s", serr);
+            return XRAY_ECONFIG;
+        }
+        uo.on_give_up = spool_give_up;
+        uo.give_up_ctx = d->spool;
+        uo.on_ack = spool_on_ack;
+        uo.ack_ctx = d->spool;
+    }
 
     if (!d->use_aws) {
         d->store = store_create((size_t)cfg->store_mb * 1024 * 1024);
@@ -231,6 +259,11 @@ static void xrayd_on_doc(struct doc *doc, void *data)
         stats_reject(&d->stats, STATS_REJECT_QUEUE_FULL);
         XLOG_EVERY(10000, LOG_LEVEL_WARN, MOD, "worker queue full: document dropped");
         pool_free(d->pool, doc);
+    } else if (worker_full(&d->worker)) {
+        /* Backpressure: the socket's buffer holds the burst until the worker has room
+         * (xrayd_on_checked resumes), instead of documents already read being dropped. */
+        XLOG_EVERY(10000, LOG_LEVEL_INFO, MOD, "worker full: reading paused until it has room");
+        udp_pause(d->udp);
     }
 }
 
@@ -238,6 +271,12 @@ static void xrayd_on_doc(struct doc *doc, void *data)
 static void xrayd_on_checked(struct doc *doc, void *data)
 {
     struct xrayd *d = data;
+    if (d->udp != NULL && worker_has_room(&d->worker))
+        udp_resume(d->udp);
+    if (doc->reject == PIPELINE_SAMPLED_OUT) { /* counted by the worker: not a rejection */
+        pool_free(d->pool, doc);
+        return;
+    }
     if (doc->reject >= 0) {
         stats_reject(&d->stats, (enum stats_reject)doc->reject);
         XLOG_EVERY(10000, LOG_LEVEL_WARN, MOD, "document rejected: %s (%u bytes)",
@@ -273,15 +312,7 @@ static void xrayd_health(void *data, struct healthz_snapshot *out)
     q[out->queue_count++] =
         (struct healthz_entry){"telemetry_records", telemetry_kept(d->telemetry)};
 
-    struct healthz_entry *m = out->memory;
-    m[out->memory_count++] = (struct healthz_entry){"buffer", pool_used_bytes(d->pool)};
-    m[out->memory_count++] = (struct healthz_entry){"buffer_max", pool_max_bytes(d->pool)};
-    if (d->store != NULL) {
-        struct store_stats ss;
-        store_get_stats(d->store, &ss);
-        m[out->memory_count++] = (struct healthz_entry){"store", ss.bytes_used};
-        m[out->memory_count++] = (struct healthz_entry){"store_max", ss.max_bytes};
-    }
+    out->budgets = &d->budgets; /* memory.c's list: "buffer", "store", ... and "_max" */
 }
 
 static int xrayd_listen_http(struct xrayd *d)
@@ -295,7 +326,8 @@ static int xrayd_listen_http(struct xrayd *d)
         unsigned roles;
     } l[3] = {{tcp, HTTP_ROLE_TCP}, {api, HTTP_ROLE_API}, {metrics, HTTP_ROLE_METRICS}};
 
-    d->http = http_server_create(&d->loop, NULL);
+    struct http_server_limits hl = {.max_memory_bytes = (size_t)d->cfg.http_memory_mb << 20};
+    d->http = http_server_create(&d->loop, &hl);
     if (d->http == NULL)
         return -ENOMEM;
     /* One listener per distinct address, serving every role given that address. */
@@ -316,6 +348,10 @@ static int xrayd_listen_http(struct xrayd *d)
     int rc = healthz_register(d->http, xrayd_health, d);
     if (rc == 0 && d->store != NULL)
         rc = traces_register(d->http, d->store);
+    /* The authority's three routes come before the proxy's catch-all, which then only
+     * forwards the other allow-listed paths. */
+    if (rc == 0 && d->authority != NULL)
+        rc = sampling_authority_register(d->http, d->authority);
     /* Keep this last: with the aws upstream the proxy is the TCP role's catch-all, and
      * the first route that matches wins, so a route added after it is never reached
      * where the TCP and API addresses share a listener (the default). */
@@ -323,7 +359,7 @@ static int xrayd_listen_http(struct xrayd *d)
         rc = sampling_proxy_register(d->http, d->xray, d->cfg.proxy_allow_paths, NULL, err);
         if (rc != 0)
             XLOG_ERR(MOD, "%s", err);
-    } else if (rc == 0) {
+    } else if (rc == 0 && d->authority == NULL) {
         rc = sampling_proxy_register_local(d->http);
     }
     return rc;
@@ -336,6 +372,16 @@ static int xrayd_listen_http(struct xrayd *d)
 static void xrayd_closed_one(void *data)
 {
     (void)data;
+}
+
+/* The spool takes what the upstream gives up until the upstream's close callback, so
+ * it closes after: it writes what it holds (past the deadline: what was still
+ * buffered or in flight), then frees itself. */
+static void xrayd_upstream_closed(void *data)
+{
+    struct xrayd *d = data;
+    if (d->spool != NULL)
+        spool_close(d->spool, xrayd_closed_one, d);
 }
 
 /* Closes every part; the loop ends once the last close callback ran. */
@@ -356,8 +402,14 @@ static void xrayd_close_all(struct xrayd *d)
     } while (0)
     CLOSE(d->udp, udp_close);
     CLOSE(d->http, http_server_close);
+    CLOSE(d->rules, rules_holder_close);
+    if (d->sighup.loop != NULL)
+        uv_close((uv_handle_t *)&d->sighup, NULL);
     CLOSE(d->telemetry, telemetry_close);
-    CLOSE(d->upstream, upstream_close);
+    if (d->upstream != NULL)
+        upstream_close(d->upstream, xrayd_upstream_closed, d);
+    else
+        CLOSE(d->spool, spool_close);
     CLOSE(d->http_client, http_client_close);
 #undef CLOSE
     uv_handle_t *handles[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
@@ -412,6 +464,82 @@ static void xrayd_on_signal(uv_signal_t *s, int signum)
     upstream_drain(d->upstream, xrayd_drained, d);
 }
 
+/* --- sampling (spec/sampling.md, "Who answers the SDKs' sampling calls") ------------ */
+
+/* Loop thread: the holder put a new rule set in force (the workers got it too). */
+static void xrayd_rules_changed(struct xray_sampling_rules *rules, void *data)
+{
+    struct xrayd *d = data;
+    if (d->authority != NULL && sampling_authority_set_rules(d->authority, rules) != 0)
+        XLOG_ERR(MOD, "out of memory: SDKs are still served the previous sampling rules");
+}
+
+static void xrayd_on_sighup(uv_signal_t *s, int signum)
+{
+    struct xrayd *d = s->data;
+    (void)signum;
+    rules_holder_reload(d->rules, "SIGHUP");
+}
+
+/* A rules file, or the local upstream, make xrayd the authority; with the aws upstream
+ * and no file the signing proxy answers. The decision stage runs with --sampling-head
+ * or --full-fidelity. */
+static int xrayd_build_sampling(struct xrayd *d)
+{
+    const struct config *cfg = &d->cfg;
+    bool have_file = *cfg->sampling_rules != '\0';
+    bool authority = have_file || !d->use_aws;
+    bool decide = cfg->sampling_head || cfg->full_fidelity;
+    char err[XRAY_ERR_LEN];
+    int rc;
+    if (cfg->full_fidelity && !authority) {
+        snprintf(err, sizeof(err),
+                 "--full-fidelity needs xrayd to answer the SDKs' sampling calls: give "
+                 "--sampling-rules FILE or use the local upstream (with the aws upstream and "
+                 "no rules file, X-Ray answers them)");
+        fprintf(stderr, "xrayd: %s\n", err);
+        XLOG_ERR(MOD, "%s", err);
+        return XRAY_ECONFIG;
+    }
+    if (!authority && !decide)
+        return 0;
+    struct rules_holder_options ro = {.loop = &d->loop,
+                                      .path = cfg->sampling_rules,
+                                      .region = d->region_source != NULL ? d->region : NULL,
+                                      .on_change = xrayd_rules_changed,
+                                      .data = d};
+    if ((rc = rules_holder_create(&d->rules, &ro, err)) != 0) {
+        fprintf(stderr, "xrayd: --sampling-rules: %s\n", err);
+        XLOG_ERR(MOD, "--sampling-rules: %s", err);
+        return rc;
+    }
+    if (authority) {
+        struct sampling_authority_options ao = {.full_fidelity = cfg->full_fidelity};
+        d->authority = sampling_authority_create(&ao, rules_holder_rules(d->rules));
+        if (d->authority == NULL)
+            return -ENOMEM;
+    }
+    if (decide && (rc = pipeline_enable_sampling(d->pipeline, d->rules, NULL)) != 0)
+        return rc;
+    XLOG_INFO(MOD, "sampling calls: %s; before upload: %s",
+              !authority  ? "signed and forwarded to X-Ray"
+              : have_file ? "answered by xrayd with the rules file"
+                          : "answered by xrayd with the built-in Default rule",
+              cfg->full_fidelity   ? "full fidelity (SDKs send everything, xrayd applies the rules)"
+              : cfg->sampling_head ? "one decision per trace from the rules"
+                                   : "everything received is uploaded");
+    if (decide && !have_file)
+        XLOG_WARN(MOD, "decisions before upload use the built-in Default rule (1/s, then 5 %%)%s",
+                  d->use_aws ? ", not the account's X-Ray rules: give --sampling-rules" : "");
+    if (have_file) {
+        rules_holder_watch(d->rules);
+        d->sighup.data = d;
+        uv_signal_init(&d->loop, &d->sighup);
+        uv_signal_start(&d->sighup, xrayd_on_sighup, SIGHUP);
+    }
+    return 0;
+}
+
 /* --- start-up ----------------------------------------------------------------------- */
 
 static int xrayd_start(struct xrayd *d)
@@ -427,6 +555,8 @@ static int xrayd_start(struct xrayd *d)
     if (d->pool == NULL || d->pipeline == NULL)
         return -ENOMEM;
     if ((rc = xrayd_build_upstream(d)) != 0)
+        return rc;
+    if ((rc = xrayd_build_sampling(d)) != 0)
         return rc;
 
     d->worker.process = pipeline_process;
@@ -451,11 +581,26 @@ static int xrayd_start(struct xrayd *d)
         XLOG_ERR(MOD, "cannot receive on %s: %s", cfg->udp_address, err);
         return rc;
     }
+    struct memory_parts mp = {
+        .pool = d->pool,
+        .stats = &d->stats,
+        .worker_capacity = WORKER_CAPACITY,
+        .udp = true,
+        .upstream = d->upstream,
+        .concurrency = (unsigned)cfg->concurrency,
+        .store = d->store,
+        .http = d->http,
+        .http_client = d->http_client,
+        .telemetry = d->telemetry,
+    };
+    if ((rc = memory_register(&d->budgets, &mp)) != 0)
+        return rc;
 
     XLOG_INFO(MOD, "xrayd %s starting", XRAYD_VERSION);
     if (*cfg->auto_config_file)
         XLOG_INFO(MOD, "configuration from %s", cfg->auto_config_file);
-    XLOG_INFO(MOD, "buffer memory: %zu MB", budget / (1024 * 1024));
+    XLOG_INFO(MOD, "buffer memory: %zu MB; all budgets, buffer included: %zu MB (docs/memory.md)",
+              budget / (1024 * 1024), budgets_limit_total(&d->budgets) >> 20);
     XLOG_INFO(MOD, "region: %s", d->region_source ? d->region : "(none)");
     XLOG_INFO(MOD, "upstream: %s (%s)%s%s", d->use_aws ? "aws" : "local", d->upstream_reason,
               d->use_aws ? ", endpoint " : "", d->use_aws ? d->endpoint : "");
@@ -468,6 +613,18 @@ static int xrayd_start(struct xrayd *d)
                   "receive buffer is short: raise it with sysctl -w net.core.rmem_max=%zu "
                   "or run with CAP_NET_ADMIN",
                   udp_rcvbuf_requested(d->udp));
+    if (d->spool != NULL) {
+        struct spool_stats ss;
+        spool_get_stats(d->spool, &ss);
+        XLOG_INFO(MOD,
+                  "spool: %s, cap %llu MB: %llu files (%llu bytes) to replay; %llu corrupt "
+                  "and %llu unfinished files deleted, %llu dropped over the cap",
+                  spool_path(d->spool), (unsigned long long)(ss.max_bytes >> 20),
+                  (unsigned long long)ss.files, (unsigned long long)ss.bytes,
+                  (unsigned long long)ss.corrupt_files, (unsigned long long)ss.temp_files,
+                  (unsigned long long)ss.dropped_files);
+        spool_start(d->spool, d->upstream);
+    }
 
     d->sigterm.data = d;
     d->sigint.data = d;
@@ -497,8 +654,28 @@ static void xrayd_log_totals(struct stats *st)
         n ? " (" : "", n ? why + 1 : "", n ? ")" : "");
 }
 
+/* The sampling part of the totals: what the authority answered and what the decision
+ * stage kept and dropped, per rule (docs/sampling.md). */
+static void xrayd_log_sampling(struct xrayd *d)
+{
+    if (d->authority != NULL) {
+        struct sampling_authority_stats s;
+        sampling_authority_get_stats(d->authority, &s);
+        XLOG_INFO(MOD,
+                  "sampling authority: answered GetSamplingRules %llu, SamplingTargets %llu, "
+                  "SamplingStatisticSummaries %llu; refused %llu bad requests; %llu rule changes",
+                  (unsigned long long)s.rules_calls, (unsigned long long)s.targets_calls,
+                  (unsigned long long)s.summaries_calls, (unsigned long long)s.bad_requests,
+                  (unsigned long long)s.rule_changes);
+    }
+    if (d->pipeline != NULL && pipeline_decision(d->pipeline) != NULL)
+        decision_log_totals(pipeline_decision(d->pipeline));
+}
+
 static void xrayd_destroy(struct xrayd *d)
 {
+    xrayd_log_sampling(d); /* before its counters are freed */
+    sampling_authority_destroy(d->authority);
     xray_destroy(d->xray);
     credentials_chain_destroy(d->creds);
     store_destroy(d->store);

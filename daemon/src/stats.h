@@ -34,6 +34,23 @@ enum stats_reject {
 
 extern const char *const stats_reject_labels[STATS_REJECT__COUNT];
 
+/* What the sampling decision (--sampling-head, --full-fidelity) made of a new trace.
+ * X(name, metric label) */
+#define STATS_DECISION_MAP(X)                                                                      \
+    X(KEPT_QUOTA, "kept_quota")       /* within its rule's ReservoirSize this second */            \
+    X(KEPT_RATE, "kept_rate")         /* reservoir used up; the FixedRate draw kept it */          \
+    X(KEPT_NO_RULES, "kept_no_rules") /* no rules to decide with yet: kept */                      \
+    X(DROPPED_RATE, "dropped_rate")   /* reservoir used up; the FixedRate draw dropped it */
+
+enum stats_decision {
+#define X(name, label) STATS_DECISION_##name,
+    STATS_DECISION_MAP(X)
+#undef X
+        STATS_DECISION__COUNT
+};
+
+extern const char *const stats_decision_labels[STATS_DECISION__COUNT];
+
 /* BackendConnectionErrors of PutTelemetryRecords. */
 enum stats_backend {
     STATS_BACKEND_4XX,
@@ -53,6 +70,13 @@ struct stats {
     atomic_uint_fast64_t rejected_by[STATS_REJECT__COUNT];
     atomic_uint_fast64_t backend[STATS_BACKEND__COUNT];
     atomic_uint_fast64_t batches; /* upload calls made */
+    /* The sampling decision: traces decided by outcome, and documents that followed a
+     * decision. Sampled-out documents were valid: they are not rejections. */
+    atomic_uint_fast64_t decisions[STATS_DECISION__COUNT];
+    atomic_uint_fast64_t sampled_kept;      /* documents uploaded: their trace was kept */
+    atomic_uint_fast64_t sampled_out;       /* documents freed: their trace was dropped */
+    atomic_uint_fast64_t decisions_evicted; /* remembered decisions dropped for room */
+    atomic_uint_fast64_t decisions_expired; /* remembered decisions forgotten by age */
 };
 
 static inline void stats_add(atomic_uint_fast64_t *c, uint64_t n)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The worker thread: documents go in from the loop through a bounded queue, are
  * processed off the loop (pipeline.c decides what that means), and come back through
- * a second queue that the loop drains on one uv_async_t wake-up. The loop never waits
- * on the worker; the worker never touches a socket, a timer or the pool. */
+ * a second queue that the loop collects on its own schedule. The loop never waits on
+ * the worker; the worker never touches a socket, a timer or the pool. */
 #ifndef XRAYD_WORKER_H
 #define XRAYD_WORKER_H
 
@@ -15,6 +15,10 @@
 #include "queue.h"
 #include "util.h"
 
+/* Documents kept on the loop side while the worker is full: the rest of one receive
+ * batch (UDP_SLOTS) after the receiver was told to pause, with room to spare. */
+#define WORKER_HELD_MAX 64
+
 struct worker {
     /* Set before worker_start(). */
     void (*process)(struct doc *doc, void *ctx); /* worker thread */
@@ -22,32 +26,50 @@ struct worker {
     void (*done)(struct doc *doc, void *data); /* loop thread, once per document */
     void *done_data;
 
-    /* Private. */
+    /* Private, loop side. */
     uv_loop_t *_loop;
-    uv_async_t _async;
+    uv_timer_t _tick;
     uv_thread_t _thread;
     struct queue _in;
     struct queue _out;
     size_t _capacity;
-    size_t _inflight; /* loop side: submitted and not yet handed back */
+    size_t _wake_batch;
+    size_t _inflight; /* submitted to _in and not yet handed back */
+    size_t _unwoken;  /* pushed since the worker was last woken */
+    struct doc *_held; /* waiting for room, oldest first, linked through doc->next */
+    struct doc *_held_tail;
+    size_t _held_count;
+    bool _ticking;
+    bool _closing;
+    void (*_close_cb)(void *data);
+    void *_close_data;
+
+    /* Private, shared with the worker thread. */
     pthread_mutex_t _mutex;
     pthread_cond_t _cond;
     atomic_bool _sleeping;
     atomic_bool _stopping;
-    void (*_close_cb)(void *data);
-    void *_close_data;
 };
 
 /* Starts the thread. capacity bounds the documents inside the worker at once.
  * 0, -ENOMEM or a libuv error. Loop thread. */
 int worker_start(struct worker *w, uv_loop_t *loop, size_t capacity);
-/* Hands doc to the worker; false when it already holds capacity documents (the caller
- * counts a drop and keeps ownership). Loop thread. */
+/* Hands doc to the worker, which owns it from then on. When capacity documents are
+ * already inside, doc waits on the loop side (see worker_full()); false only when
+ * WORKER_HELD_MAX documents wait already: the caller counts a drop and keeps
+ * ownership. Loop thread. */
 bool worker_submit(struct worker *w, struct doc *doc);
-/* Documents the worker holds: queued, being processed or waiting to come back. */
+/* True while documents wait on the loop side: stop submitting (pause the receiver)
+ * until worker_has_room(). Loop thread. */
+bool worker_full(const struct worker *w);
+/* True when nothing waits on the loop side and at least a quarter of capacity is
+ * free: the moment to resume receiving. Loop thread. */
+bool worker_has_room(const struct worker *w);
+/* Documents the worker holds: waiting, queued, being processed or coming back. */
 size_t worker_inflight(const struct worker *w);
-/* Finishes every submitted document (their done callbacks run), joins the thread,
- * closes the async handle, then calls cb. Loop thread. */
+/* Finishes every submitted document (their done callbacks run, and may call this
+ * again: that call does nothing), joins the thread, closes its handle, then calls cb.
+ * Loop thread. */
 void worker_close(struct worker *w, void (*cb)(void *data), void *data);
 
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api/healthz.h"
+#include "budget.h"
 #include "api/traces.h"
 #include "http/server.h"
 #include "trace/store.h"
@@ -52,6 +53,7 @@ struct api {
     int v6_port;  /* [::1], metrics role only; 0 without IPv6 */
     bool closed;
     atomic_int status; /* enum healthz_status; the client thread changes it */
+    const struct budgets *budgets;
     void (*client)(struct api *a);
     struct call calls[NCALLS];
     int probe_live, probe_v6, probe_closed;
@@ -129,6 +131,7 @@ static void snapshot(void *data, struct healthz_snapshot *out)
     out->memory[0] = (struct healthz_entry){"pool", 100};
     out->memory[1] = (struct healthz_entry){"store \"x\"", 200};
     out->memory_count = 2;
+    out->budgets = a->budgets;
 }
 
 /* Runs client in a thread against a server with the API routes, then closes it. */
@@ -250,6 +253,35 @@ static void test_healthz(void **state)
     assert_int_equal(a.probe_closed, 1);
 }
 
+static size_t used_five(const void *ctx)
+{
+    (void)ctx;
+    return 5;
+}
+
+static void healthz_once(struct api *a)
+{
+    call(a->port, "GET", "/healthz", "", &a->calls[0]);
+}
+
+/* The memory object lists every budget (use, then limit), their totals, then extras. */
+static void test_healthz_budgets(void **state)
+{
+    (void)state;
+    struct budgets bs;
+    budgets_init(&bs);
+    assert_int_equal(
+        budgets_add(&bs, &(struct budget){.name = "buffer", .limit = 10, .used = used_five}), 0);
+    assert_int_equal(budgets_add(&bs, &(struct budget){.name = "udp", .limit = 7}), 0);
+    struct api a = {0};
+    a.budgets = &bs;
+    run(&a, healthz_once);
+    assert_int_equal(a.calls[0].status, 200);
+    assert_non_null(strstr(a.calls[0].body,
+                           ",\"memory\":{\"buffer\":5,\"buffer_max\":10,\"udp\":7,\"udp_max\":7,"
+                           "\"total\":12,\"total_max\":17,\"pool\":100,\"store \\\"x\\\"\":200}}"));
+}
+
 static void test_healthz_probe_closed_port(void **state)
 {
     (void)state;
@@ -309,9 +341,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the daemon does: a peer that left is an EPIPE, not a kill */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_traces_batch_get),
-        cmocka_unit_test(test_healthz),
-        cmocka_unit_test(test_healthz_probe_closed_port),
+        cmocka_unit_test(test_traces_batch_get), cmocka_unit_test(test_healthz),
+        cmocka_unit_test(test_healthz_budgets),  cmocka_unit_test(test_healthz_probe_closed_port),
         cmocka_unit_test(test_traces_aws_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -405,6 +405,57 @@ static void test_http_client_request_keepalive(void **state)
     harness_finish(&h);
 }
 
+struct spin_count {
+    uv_check_t check;
+    uv_timer_t stop;
+    int iterations;
+};
+
+static void spin_on_check(uv_check_t *c)
+{
+    struct spin_count *sc = container_of(c, struct spin_count, check);
+    sc->iterations++;
+}
+
+static void spin_on_stop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* The server drops a kept-alive connection between requests: the client neither
+ * spins on the closed socket while it idles (its poll outlives the transfer) nor
+ * fails the next request, which gets a new connection. */
+static void test_http_client_request_keepalive_server_closes(void **state)
+{
+    struct harness h;
+    (void)state;
+    harness_init(&h, NULL);
+    run_one(&h, "POST", "/echo", "one", 0, 0);
+    assert_int_equal(h.status, 201);
+    assert_int_equal(h.srv.accepted, 1);
+    for (struct fake_conn *fc = h.srv.conns; fc != NULL; fc = fc->next)
+        if (!uv_is_closing((uv_handle_t *)&fc->tcp))
+            uv_close((uv_handle_t *)&fc->tcp, fake_on_conn_close);
+
+    struct spin_count sc = {0};
+    assert_int_equal(uv_check_init(&h.loop, &sc.check), 0);
+    assert_int_equal(uv_check_start(&sc.check, spin_on_check), 0);
+    assert_int_equal(uv_timer_init(&h.loop, &sc.stop), 0);
+    assert_int_equal(uv_timer_start(&sc.stop, spin_on_stop, 100, 0), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    assert_true(sc.iterations < 50); /* a poll left on a closed socket runs thousands */
+    uv_close((uv_handle_t *)&sc.check, NULL);
+    uv_close((uv_handle_t *)&sc.stop, NULL);
+
+    run_one(&h, "POST", "/echo", "two", 0, 0);
+    assert_int_equal(h.error, HTTP_CLIENT_OK);
+    assert_string_equal(h.body, "POST /echo x=42 two");
+    assert_int_equal(h.srv.accepted, 2);
+    run_one(&h, "POST", "/echo", "three", 0, 0);
+    assert_int_equal(h.srv.accepted, 2);
+    harness_finish(&h);
+}
+
 static void test_http_client_request_timeout(void **state)
 {
     struct harness h;
@@ -679,6 +730,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_client_request_status_body),
         cmocka_unit_test(test_http_client_request_keepalive),
+        cmocka_unit_test(test_http_client_request_keepalive_server_closes),
         cmocka_unit_test(test_http_client_request_timeout),
         cmocka_unit_test(test_http_client_request_refused),
         cmocka_unit_test(test_http_client_request_retry_after),

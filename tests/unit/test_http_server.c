@@ -477,6 +477,160 @@ static void test_http_server_idle_timeout(void **state)
     assert_int_equal(last_stats.rejected[HTTP_REJECT_HEADER_TIMEOUT], 1);
 }
 
+/* ---- the memory budget ---- */
+
+static struct http_server_stats mid_stats;
+static char hold_req[81000];
+static uv_timer_t finish_timer;
+
+/* After the last client: every charge must have come back once connections are gone. */
+static void on_finish(uv_timer_t *t)
+{
+    struct ctx *x = t->data;
+    http_server_get_stats(x->server, &last_stats);
+    uv_close((uv_handle_t *)t, NULL);
+    http_server_close(x->server, on_server_closed, x);
+}
+
+static void finish_later(struct tclient *c)
+{
+    finish_timer.data = c->ctx;
+    uv_timer_init(&c->ctx->loop, &finish_timer);
+    uv_timer_start(&finish_timer, on_finish, 50, 0);
+}
+
+static int hold_waiting;
+
+/* Answers the held request once both other clients are done. */
+static void answer_hold(struct tclient *c)
+{
+    struct ctx *x = c->ctx;
+    if (--hold_waiting > 0)
+        return;
+    assert_int_equal(http_response_send(x->pending, 200, "text/plain", "held", 4), 0);
+    x->pending = NULL;
+}
+
+/* Holds a large request's memory while a second client asks for more than is left. */
+static void hold(struct http_request *req, struct http_response *res, void *data)
+{
+    struct ctx *x = data;
+    assert_int_equal(req->body_len, 80000);
+    x->pending = res;
+    http_server_get_stats(x->server, &mid_stats);
+    struct tclient *b =
+        client_start(x, 1, x->c[0].port, 2,
+                     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 40000\r\n\r\n", NULL);
+    b->on_done = answer_hold;
+    /* A request without a body still fits: bodies leave 1/8 of the budget free. */
+    struct tclient *h = client_start(x, 2, x->c[0].port, 1, GET("/healthz"), NULL);
+    h->on_done = answer_hold;
+    hold_waiting = 2;
+}
+
+static void test_http_server_memory_budget_503(void **state)
+{
+    (void)state;
+    struct ctx x;
+    struct http_server_limits lim = {.max_memory_bytes = 160 * 1024};
+    int port = setup(&x, &lim);
+    x.auto_close = false;
+    assert_int_equal(http_server_route(x.server, HTTP_ROLE_ALL, "POST", "/hold", hold, &x), 0);
+    int n = snprintf(hold_req, sizeof(hold_req),
+                     "POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: 80000\r\n\r\n");
+    memset(hold_req + n, 'a', 80000);
+    hold_req[n + 80000] = '\0';
+    struct tclient *a = client_start(&x, 0, port, 1, hold_req, NULL);
+    a->on_done = finish_later;
+    run(&x, NULL);
+    assert_int_equal(a->status[0], 200);
+    assert_string_equal(a->body[0], "held");
+    /* The declared body was refused before a byte of it was read, from static memory. */
+    assert_int_equal(x.c[1].status[0], 503);
+    assert_string_equal(x.c[1].body[0], "over memory budget\n");
+    assert_true(x.c[1].eof);
+    assert_true(mid_stats.memory_bytes > 80000);
+    assert_true(mid_stats.memory_bytes <= 160 * 1024);
+    assert_int_equal(mid_stats.memory_max, 160 * 1024);
+    assert_int_equal(x.c[2].status[0], 200);
+    assert_int_equal(last_stats.rejected[HTTP_REJECT_OVER_BUDGET], 1);
+    assert_int_equal(last_stats.rejected[HTTP_REJECT_NO_MEMORY], 0);
+    assert_int_equal(last_stats.open, 0);
+    assert_int_equal(last_stats.memory_bytes, 0);
+}
+
+static uv_timer_t idle_timer;
+
+static void on_idle_look(uv_timer_t *t)
+{
+    struct tclient *c = t->data;
+    http_server_get_stats(c->ctx->server, &mid_stats);
+    uv_close((uv_handle_t *)t, NULL);
+    client_close(c);
+}
+
+static void look_when_idle(struct tclient *c)
+{
+    idle_timer.data = c;
+    uv_timer_init(&c->ctx->loop, &idle_timer);
+    uv_timer_start(&idle_timer, on_idle_look, 50, 0);
+}
+
+/* A keep-alive connection between requests holds its structures, not a read buffer;
+ * and a server whose budget cannot take one more connection refuses it with 503. */
+static void test_http_server_memory_idle_and_full(void **state)
+{
+    (void)state;
+    struct ctx x;
+    struct http_server_limits lim = {.max_memory_bytes = 32 * 1024};
+    int port = setup(&x, &lim);
+    x.auto_close = false;
+    struct tclient *c = client_start(&x, 0, port, 2, GET("/healthz"), NULL);
+    c->on_response = look_when_idle;
+    c->on_done = finish_later;
+    run(&x, NULL);
+    assert_int_equal(c->status[0], 200);
+    assert_true(mid_stats.memory_bytes > 0);
+    assert_true(mid_stats.memory_bytes < 16 * 1024); /* no 16 KiB read buffer held */
+    assert_int_equal(last_stats.memory_bytes, 0);
+
+    /* 4 KiB cannot hold a connection and its parser: 503 at once. */
+    lim.max_memory_bytes = 4 * 1024;
+    port = setup(&x, &lim);
+    c = client_start(&x, 0, port, 1, GET("/healthz"), NULL);
+    c->on_done = snapshot;
+    run(&x, NULL);
+    assert_int_equal(c->status[0], 503);
+    assert_string_equal(c->body[0], "over memory budget\n");
+    assert_int_equal(last_stats.rejected[HTTP_REJECT_OVER_BUDGET], 1);
+}
+
+/* A chunked body grows under the budget as it arrives: past it, 503 mid-body. */
+static char chunked_req[70000];
+
+static void test_http_server_memory_chunked(void **state)
+{
+    (void)state;
+    struct ctx x;
+    struct http_server_limits lim = {.max_memory_bytes = 48 * 1024};
+    int port = setup(&x, &lim);
+    int n = snprintf(chunked_req, sizeof(chunked_req),
+                     "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 16; i++) {
+        n += snprintf(chunked_req + n, sizeof(chunked_req) - (size_t)n, "1000\r\n");
+        memset(chunked_req + n, 'b', 4096);
+        n += 4096;
+        n += snprintf(chunked_req + n, sizeof(chunked_req) - (size_t)n, "\r\n");
+    }
+    snprintf(chunked_req + n, sizeof(chunked_req) - (size_t)n, "0\r\n\r\n");
+    struct tclient *c = client_start(&x, 0, port, 1, chunked_req, NULL);
+    c->on_done = snapshot;
+    run(&x, NULL);
+    assert_int_equal(c->status[0], 503);
+    assert_int_equal(last_stats.rejected[HTTP_REJECT_OVER_BUDGET], 1);
+    assert_true(last_stats.memory_bytes <= 48 * 1024);
+}
+
 static void test_http_server_parse_address(void **state)
 {
     (void)state;
@@ -534,6 +688,36 @@ static void test_http_request_parser_fragments(void **state)
     http_request_parser_destroy(rp);
 }
 
+/* An upgrade request with a body completes however its bytes are split; what follows
+ * it is another protocol and refused. (Found by fuzz_http_request.) */
+static void test_http_request_parser_upgrade_split(void **state)
+{
+    (void)state;
+    const char in[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n"
+                      "Content-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n\r\n";
+    for (size_t piece = 1; piece < sizeof(in); piece++) {
+        struct http_request_parser *rp = http_request_parser_create(1024, 1024);
+        size_t off = 0, used;
+        int rc = 0, requests = 0;
+        while (off < sizeof(in) - 1) {
+            size_t n = sizeof(in) - 1 - off < piece ? sizeof(in) - 1 - off : piece;
+            rc = http_request_parser_feed(rp, in + off, n, &used);
+            off += used;
+            if (rc < 0)
+                break;
+            if (rc == 1) {
+                requests++;
+                assert_false(http_request_parser_request(rp)->keep_alive);
+                http_request_parser_next(rp);
+            }
+        }
+        assert_int_equal(requests, 1);
+        assert_true(rc < 0);
+        assert_int_equal(http_request_parser_status(rp), 400);
+        http_request_parser_destroy(rp);
+    }
+}
+
 static void test_http_request_parser_too_many_headers(void **state)
 {
     (void)state;
@@ -564,8 +748,12 @@ int main(void)
         cmocka_unit_test(test_http_server_client_gone),
         cmocka_unit_test(test_http_server_connection_limit_503),
         cmocka_unit_test(test_http_server_idle_timeout),
+        cmocka_unit_test(test_http_server_memory_budget_503),
+        cmocka_unit_test(test_http_server_memory_idle_and_full),
+        cmocka_unit_test(test_http_server_memory_chunked),
         cmocka_unit_test(test_http_server_parse_address),
         cmocka_unit_test(test_http_request_parser_fragments),
+        cmocka_unit_test(test_http_request_parser_upgrade_split),
         cmocka_unit_test(test_http_request_parser_too_many_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

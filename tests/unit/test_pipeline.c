@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The worker and the pipeline together: documents go to the worker thread, are
- * scanned there, and come back on the loop with their verdict, ids and times. */
+ * scanned there, and come back on the loop with their verdict, ids and times. Then
+ * the worker alone: its wake-ups under bursts with gaps, and holding when full. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -173,12 +176,184 @@ static void test_pipeline_long_ids_truncated(void **state)
     pipeline_destroy(p);
 }
 
+/* --- the worker alone: wake-ups and backpressure --------------------------------- */
+
+struct burst_rig {
+    uv_loop_t loop;
+    uv_timer_t watchdog;
+    uv_timer_t feeder;
+    struct pool *pool;
+    struct worker worker;
+    atomic_int processed; /* worker thread */
+    int ticks;
+    int sent;
+    int back;
+    int total;
+    int order_errors;
+    bool closed;
+};
+
+static void rig_process(struct doc *doc, void *ctx)
+{
+    struct burst_rig *r = ctx;
+    doc->reject = -1;
+    atomic_fetch_add(&r->processed, 1);
+}
+
+static void rig_closed(void *data)
+{
+    struct burst_rig *r = data;
+    r->closed = true;
+}
+
+static void rig_done(struct doc *doc, void *data)
+{
+    struct burst_rig *r = data;
+    if (doc->received_ms != (uint64_t)r->back)
+        r->order_errors++;
+    r->back++;
+    pool_free(r->pool, doc);
+    if (r->back == r->total) {
+        uv_timer_stop(&r->watchdog);
+        worker_close(&r->worker, rig_closed, r);
+        uv_close((uv_handle_t *)&r->watchdog, NULL);
+    }
+}
+
+static void rig_watchdog(uv_timer_t *t)
+{
+    struct burst_rig *r = container_of(t, struct burst_rig, watchdog);
+    fail_msg("watchdog: %d of %d documents back, %d processed", r->back, r->total,
+             atomic_load(&r->processed));
+}
+
+static void rig_submit(struct burst_rig *r)
+{
+    struct doc *d = pool_alloc(r->pool, "{}", 2, (uint64_t)r->sent);
+    assert_non_null(d);
+    assert_true(worker_submit(&r->worker, d));
+    r->sent++;
+}
+
+static void rig_init(struct burst_rig *r, size_t capacity)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    r->pool = pool_create(16u << 20);
+    r->worker.process = rig_process;
+    r->worker.process_ctx = r;
+    r->worker.done = rig_done;
+    r->worker.done_data = r;
+    assert_int_equal(worker_start(&r->worker, &r->loop, capacity), 0);
+    uv_timer_init(&r->loop, &r->watchdog);
+    uv_timer_start(&r->watchdog, rig_watchdog, 10000, 0);
+}
+
+static void rig_finish(struct burst_rig *r)
+{
+    assert_int_equal(uv_run(&r->loop, UV_RUN_DEFAULT), 0);
+    assert_true(r->closed);
+    assert_int_equal(r->back, r->total);
+    assert_int_equal(atomic_load(&r->processed), r->total);
+    assert_int_equal(r->order_errors, 0);
+    assert_int_equal(pool_used_bytes(r->pool), 0);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+    pool_destroy(r->pool);
+}
+
+/* Bursts of every size around the wake-up batch, some ticks with nothing: the gaps
+ * are where a lost wake-up would leave documents stuck until the watchdog. */
+static const int burst_sizes[] = {1, 0, 0, 2, 255, 256, 257, 0, 1, 0, 0, 0, 3, 511, 1, 0, 64, 1};
+#define N_BURSTS ((int)(sizeof(burst_sizes) / sizeof(burst_sizes[0])))
+
+static void rig_feed(uv_timer_t *t)
+{
+    struct burst_rig *r = container_of(t, struct burst_rig, feeder);
+    int n = burst_sizes[r->ticks % N_BURSTS];
+    for (int i = 0; i < n; i++)
+        rig_submit(r);
+    if (++r->ticks == 4 * N_BURSTS)
+        uv_close((uv_handle_t *)&r->feeder, NULL);
+}
+
+static void test_worker_submit_bursts_with_gaps(void **state)
+{
+    (void)state;
+    static struct burst_rig r;
+    rig_init(&r, 1024);
+    for (int i = 0; i < 4 * N_BURSTS; i++)
+        r.total += burst_sizes[i % N_BURSTS];
+    uv_timer_init(&r.loop, &r.feeder);
+    uv_timer_start(&r.feeder, rig_feed, 1, 2);
+    rig_finish(&r);
+    assert_int_equal(r.sent, r.total);
+}
+
+/* One document and nothing else on the loop: the worker's own timer brings it back. */
+static void test_worker_submit_single_document(void **state)
+{
+    (void)state;
+    static struct burst_rig r;
+    rig_init(&r, 16);
+    r.total = 1;
+    rig_submit(&r);
+    assert_int_equal(worker_inflight(&r.worker), 1);
+    rig_finish(&r);
+}
+
+/* Past capacity, documents wait on the loop side in order; past WORKER_HELD_MAX the
+ * worker refuses; room comes back as documents do. */
+static void test_worker_submit_holds_when_full(void **state)
+{
+    (void)state;
+    static struct burst_rig r;
+    rig_init(&r, 8);
+    assert_true(worker_has_room(&r.worker));
+    for (int i = 0; i < 8; i++)
+        rig_submit(&r);
+    assert_false(worker_full(&r.worker));
+    assert_false(worker_has_room(&r.worker));
+    for (int i = 0; i < WORKER_HELD_MAX; i++) {
+        rig_submit(&r);
+        assert_true(worker_full(&r.worker));
+    }
+    struct doc *extra = pool_alloc(r.pool, "{}", 2, 0);
+    assert_false(worker_submit(&r.worker, extra));
+    pool_free(r.pool, extra);
+    assert_int_equal(worker_inflight(&r.worker), 8 + WORKER_HELD_MAX);
+    r.total = r.sent;
+    rig_finish(&r);
+}
+
+/* Closing with documents still waiting on the loop side: each one is processed and
+ * handed back before the close completes. */
+static void test_worker_close_with_held_documents(void **state)
+{
+    (void)state;
+    static struct burst_rig r;
+    rig_init(&r, 4);
+    for (int i = 0; i < 10; i++)
+        rig_submit(&r);
+    r.total = 1000; /* rig_done must not close: this test does */
+    worker_close(&r.worker, rig_closed, &r);
+    assert_int_equal(r.back, 10);
+    assert_int_equal(worker_inflight(&r.worker), 0);
+    r.total = 10;
+    uv_timer_stop(&r.watchdog);
+    uv_close((uv_handle_t *)&r.watchdog, NULL);
+    rig_finish(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_verdicts_round_trip),
         cmocka_unit_test(test_pipeline_in_progress_and_subsegment_flags),
         cmocka_unit_test(test_pipeline_long_ids_truncated),
+        cmocka_unit_test(test_worker_submit_bursts_with_gaps),
+        cmocka_unit_test(test_worker_submit_single_document),
+        cmocka_unit_test(test_worker_submit_holds_when_full),
+        cmocka_unit_test(test_worker_close_with_held_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

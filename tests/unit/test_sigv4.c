@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -467,6 +468,79 @@ static void test_sigv4_sign_precomputed_payload_hash(void **state)
     printf("sigv4_sign, 60 KB body: %.1f us per call\n", us);
 }
 
+/* The signing-key cache never changes a signature: scopes and secrets interleaved,
+ * more of them than the cache holds, signed on this thread (warm, entries replaced)
+ * and each on a fresh thread (a cold cache) give the same Authorization. */
+#define CACHE_CASES 12
+
+struct cache_case {
+    struct sigv4_request req;
+    struct aws_credentials creds;
+    struct sigv4_signature sig;
+    int rc;
+};
+
+static void *sign_cold(void *arg)
+{
+    struct cache_case *c = arg;
+    c->rc = sigv4_sign(&c->req, &c->creds, &c->sig, NULL);
+    return NULL;
+}
+
+static void test_sigv4_sign_key_cache_transparent(void **state)
+{
+    (void)state;
+    static const char *const secrets[] = {"secret-one", "secret-two", "wJalrXUtnFEMI/K7MDENG"};
+    static const char *const regions[] = {"us-east-1", "eu-west-1"};
+    static const char *const services[] = {"xray", "sts"};
+    struct cache_case cases[CACHE_CASES];
+    for (int i = 0; i < CACHE_CASES; i++) {
+        cases[i] = (struct cache_case){
+            .req = {.method = "POST",
+                    .host = "example.amazonaws.com",
+                    .path = "/",
+                    .body = "{}",
+                    .body_len = 2,
+                    .region = regions[i % 2],
+                    .service = services[(i / 2) % 2],
+                    /* crosses midnight UTC: 2026-11-21T23:59:59Z and the next day */
+                    .now_s = 1795305599 + (i % 3 == 2 ? 1 : 0)},
+            .creds = creds("AKIDTEST", secrets[i % 3], NULL),
+        };
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < CACHE_CASES; i++) {
+            struct sigv4_signature warm;
+            assert_int_equal(sigv4_sign(&cases[i].req, &cases[i].creds, &warm, NULL), 0);
+            if (round == 0) {
+                pthread_t t;
+                assert_int_equal(pthread_create(&t, NULL, sign_cold, &cases[i]), 0);
+                assert_int_equal(pthread_join(t, NULL), 0);
+                assert_int_equal(cases[i].rc, 0);
+            }
+            assert_string_equal(warm.authorization, cases[i].sig.authorization);
+        }
+    }
+    /* One thing changed at a time right after a warm signing (the secret, then the
+     * day, then the region), each checked against a cold cache. */
+    struct cache_case one = cases[0];
+    struct sigv4_signature warm;
+    for (int step = 0; step < 4; step++) {
+        if (step == 1)
+            one.creds = creds("AKIDTEST", "secret-four", NULL);
+        else if (step == 2)
+            one.req.now_s += 86400;
+        else if (step == 3)
+            one.req.region = "ap-south-1";
+        assert_int_equal(sigv4_sign(&one.req, &one.creds, &warm, NULL), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, sign_cold, &one), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(one.rc, 0);
+        assert_string_equal(warm.authorization, one.sig.authorization);
+    }
+}
+
 static void test_sigv4_sign_header_canonical_form(void **state)
 {
     (void)state;
@@ -566,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_sigv4_sign_xray_timestamp_header),
         cmocka_unit_test(test_sigv4_sign_query_matches_curl),
         cmocka_unit_test(test_sigv4_sign_precomputed_payload_hash),
+        cmocka_unit_test(test_sigv4_sign_key_cache_transparent),
         cmocka_unit_test(test_sigv4_sign_header_canonical_form),
         cmocka_unit_test(test_sigv4_sign_rejects_bad_input),
     };

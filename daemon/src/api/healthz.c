@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "buf.h"
 #include "http/server.h"
 
@@ -34,6 +35,46 @@ static int healthz_append_string(struct buf *b, const char *key, const char *val
     if (value == NULL)
         return buf_append_str(b, "null");
     return buf_append_json_string(b, value, strlen(value));
+}
+
+static int healthz_append_entry(struct buf *b, bool first, const char *name, const char *suffix,
+                                uint64_t value)
+{
+    int rc = first ? 0 : buf_append_str(b, ",");
+    if (rc == 0)
+        rc = buf_append_str(b, "\"");
+    /* Budget names are [a-z0-9_] (budget.h): no escaping needed. */
+    if (rc == 0)
+        rc = buf_appendf(b, "%s%s\":%llu", name, suffix, (unsigned long long)value);
+    return rc;
+}
+
+/* The memory object: every budget's use and limit, their totals, then extra. */
+static int healthz_append_memory(struct buf *b, const struct budgets *bs,
+                                 const struct healthz_entry *e, size_t n)
+{
+    int rc = buf_append_str(b, ",\"memory\":{");
+    bool first = true;
+    for (size_t i = 0; bs != NULL && rc == 0 && i < bs->count; i++) {
+        const struct budget *x = &bs->list[i];
+        rc = healthz_append_entry(b, first, x->name, "", budget_used(x));
+        if (rc == 0)
+            rc = healthz_append_entry(b, false, x->name, "_max", x->limit);
+        first = false;
+    }
+    if (bs != NULL && rc == 0)
+        rc = healthz_append_entry(b, first, "total", "", budgets_used_total(bs));
+    if (bs != NULL && rc == 0)
+        rc = healthz_append_entry(b, false, "total", "_max", budgets_limit_total(bs));
+    for (size_t i = 0; rc == 0 && i < n && i < HEALTHZ_MAX_ENTRIES; i++) {
+        if (bs != NULL || i > 0)
+            rc = buf_append_str(b, ",");
+        if (rc == 0)
+            rc = buf_append_json_string(b, e[i].name, strlen(e[i].name));
+        if (rc == 0)
+            rc = buf_appendf(b, ":%llu", (unsigned long long)e[i].value);
+    }
+    return rc == 0 ? buf_append_str(b, "}") : rc;
 }
 
 static int healthz_append_object(struct buf *b, const char *key, const struct healthz_entry *e,
@@ -76,7 +117,7 @@ static void healthz_get(struct http_request *req, struct http_response *res, voi
     if (rc == 0)
         rc = healthz_append_object(&b, "queues", snap.queues, snap.queue_count);
     if (rc == 0)
-        rc = healthz_append_object(&b, "memory", snap.memory, snap.memory_count);
+        rc = healthz_append_memory(&b, snap.budgets, snap.memory, snap.memory_count);
     if (rc == 0)
         rc = buf_append_str(&b, "}");
     http_response_header(res, "Cache-Control", "no-store");

@@ -10,10 +10,11 @@
 
 #include "error.h"
 
-#define HEALTHZ_MAX_ENTRIES  16 /* queues, and memory budgets */
+#define HEALTHZ_MAX_ENTRIES  16 /* queues, and memory entries beside the budgets */
 #define HEALTHZ_DEFAULT_ADDR "127.0.0.1:2000"
 
 struct http_server;
+struct budgets;
 
 enum healthz_status { HEALTHZ_OK, HEALTHZ_DEGRADED, HEALTHZ_SHUTTING_DOWN };
 
@@ -34,7 +35,11 @@ struct healthz_snapshot {
     const char *last_upstream_error;                  /* NULL: JSON null */
     struct healthz_entry queues[HEALTHZ_MAX_ENTRIES]; /* name -> depth */
     size_t queue_count;
-    struct healthz_entry memory[HEALTHZ_MAX_ENTRIES]; /* budget name -> bytes in use */
+    /* "memory": for each budget "<name>": bytes in use and "<name>_max": its limit,
+     * then "total" and "total_max" over them (the ceiling less the fixed overhead),
+     * then the entries of memory[]. budgets NULL: memory[] only. */
+    const struct budgets *budgets;
+    struct healthz_entry memory[HEALTHZ_MAX_ENTRIES]; /* name -> bytes */
     size_t memory_count;
 };
 

@@ -2,8 +2,10 @@
 /* The TCP side's signing proxy (daemon-compat.md, "TCP side"): with the aws upstream, an
  * SDK's unsigned POST on an allow-listed path (GetSamplingRules, SamplingTargets, ...) is
  * signed and forwarded to X-Ray, and X-Ray's answer goes back unchanged; anything else
- * on the TCP role is refused with 403 naming the setting. With the local upstream the
- * sampling paths answer 503 (no sampling upstream). Loop thread only. */
+ * on the TCP role is refused with 403 naming the setting. Where xrayd is the sampling
+ * authority (a rules file, or the local upstream: spec/sampling.md, "Who answers"),
+ * api/sampling_authority.h answers the sampling paths instead, registered before the
+ * proxy. Loop thread only. */
 #ifndef XRAYD_API_SAMPLING_PROXY_H
 #define XRAYD_API_SAMPLING_PROXY_H
 
@@ -64,10 +66,11 @@ int sampling_proxy_parse_paths(const char *list, struct sampling_proxy_paths *ou
 int sampling_proxy_register(struct http_server *s, struct xray *x, const char *allow_paths,
                             struct sampling_proxy **out, char err[XRAY_ERR_LEN]);
 
-/* With the local upstream: POST on the three sampling paths, TCP role, answers 503 with
- * a JSON body saying xrayd has no sampling upstream in local mode (SDKs then keep their
- * local rules). Other paths keep the server's 404. 0 or the error of
- * http_server_route(). */
+/* For a daemon with neither X-Ray nor the sampling authority behind its TCP side: POST
+ * on the three sampling paths, TCP role, answers 503 with a JSON body saying xrayd has
+ * no sampling upstream (SDKs then keep their local rules). Other paths keep the server's
+ * 404. xrayd itself always has one of the two: with the local upstream the authority
+ * answers (main.c registers it instead). 0 or the error of http_server_route(). */
 int sampling_proxy_register_local(struct http_server *s);
 
 /* Copies p's counters into out. Loop thread, like everything here. */

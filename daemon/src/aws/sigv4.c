@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* AWS Signature Version 4 for every service xrayd calls. It builds the canonical
- * request in a bounded stack buffer, hashes it, derives the signing key and formats
- * the Authorization value; it never sends, logs, allocates or reads the clock.
+ * request in a bounded stack buffer, hashes it, derives the signing key (kept per
+ * thread for the day) and formats the Authorization value; it never sends, logs,
+ * allocates or reads the clock.
  *
  * How it works: canonical request = method, canonical URI, canonical query, one
  * "name:value" line per signed header (lower-cased, sorted, values trimmed with inner
@@ -313,6 +314,76 @@ static int hmac(const void *key, size_t klen, const void *msg, size_t mlen, unsi
     return 0;
 }
 
+/* The signing key depends only on the secret and the scope (date, region, service),
+ * so it changes once a day or when credentials rotate; deriving it is four of the
+ * five HMACs of a signature. Each thread keeps its own few keys (no lock; xrayd signs
+ * on the loop thread), one entry per region and service, so a rotated secret or a new
+ * day overwrites the entry it replaces instead of lingering beside it. */
+#define SIGV4_KEY_CACHE 4
+
+struct key_entry {
+    char secret[SIGV4_SECRET_MAX + 1];
+    size_t secret_len;
+    char date8[9];
+    char region[65]; /* scope_word() bounds region and service to 64 bytes */
+    char service[65];
+    unsigned char key[32];
+    bool used;
+};
+
+static _Thread_local struct key_entry key_cache[SIGV4_KEY_CACHE];
+static _Thread_local unsigned key_cache_next;
+
+static int derive_key(const char *secret, const char *date8, const char *region,
+                      const char *service, unsigned char k[32])
+{
+    char kseed[4 + SIGV4_SECRET_MAX + 1];
+    int kseed_len = snprintf(kseed, sizeof(kseed), "AWS4%s", secret);
+    int rc = hmac(kseed, (size_t)kseed_len, date8, 8, k);
+    if (rc == 0)
+        rc = hmac(k, 32, region, strlen(region), k);
+    if (rc == 0)
+        rc = hmac(k, 32, service, strlen(service), k);
+    if (rc == 0)
+        rc = hmac(k, 32, "aws4_request", 12, k);
+    OPENSSL_cleanse(kseed, sizeof(kseed));
+    return rc;
+}
+
+/* The signing key for the scope, from the cache or derived into it. */
+static int signing_key(const char *secret, const char *date8, const char *region,
+                       const char *service, unsigned char out[32])
+{
+    size_t slen = strlen(secret);
+    struct key_entry *slot = NULL;
+    for (unsigned i = 0; i < SIGV4_KEY_CACHE; i++) {
+        struct key_entry *e = &key_cache[i];
+        if (!e->used || strcmp(e->region, region) != 0 || strcmp(e->service, service) != 0)
+            continue;
+        if (strcmp(e->date8, date8) == 0 && e->secret_len == slen &&
+            CRYPTO_memcmp(e->secret, secret, slen) == 0) {
+            memcpy(out, e->key, 32);
+            return 0;
+        }
+        slot = e;
+        break;
+    }
+    if (slot == NULL)
+        slot = &key_cache[key_cache_next++ % SIGV4_KEY_CACHE];
+    OPENSSL_cleanse(slot, sizeof(*slot));
+    int rc = derive_key(secret, date8, region, service, out);
+    if (rc != 0)
+        return rc;
+    memcpy(slot->secret, secret, slen + 1);
+    slot->secret_len = slen;
+    memcpy(slot->date8, date8, 9);
+    snprintf(slot->region, sizeof(slot->region), "%s", region);
+    snprintf(slot->service, sizeof(slot->service), "%s", service);
+    memcpy(slot->key, out, 32);
+    slot->used = true;
+    return 0;
+}
+
 int sigv4_payload_hash(const void *body, size_t len, char hex[65])
 {
     unsigned char md[32];
@@ -507,21 +578,12 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
     int sts_len =
         snprintf(sts, sizeof(sts), SIGV4_ALGORITHM "\n%s\n%s\n%s", out->amz_date, scope, creq_hash);
 
-    /* Key derivation; the secret and every intermediate key are wiped before return. */
+    /* The stack copy of the key is wiped before return; the cache keeps its own. */
     unsigned char k[32];
-    char kseed[4 + SIGV4_SECRET_MAX + 1];
-    int kseed_len = snprintf(kseed, sizeof(kseed), "AWS4%s", creds->secret_access_key);
-    rc = hmac(kseed, (size_t)kseed_len, date8, 8, k);
-    if (rc == 0)
-        rc = hmac(k, 32, req->region, strlen(req->region), k);
-    if (rc == 0)
-        rc = hmac(k, 32, req->service, strlen(req->service), k);
-    if (rc == 0)
-        rc = hmac(k, 32, "aws4_request", 12, k);
+    rc = signing_key(creds->secret_access_key, date8, req->region, req->service, k);
     unsigned char sig[32];
     if (rc == 0)
         rc = hmac(k, 32, sts, (size_t)sts_len, sig);
-    OPENSSL_cleanse(kseed, sizeof(kseed));
     OPENSSL_cleanse(k, sizeof(k));
     if (rc != 0) {
         set_err(err, "HMAC-SHA256 failed");

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* AWS Signature Version 4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/
- * create-signed-request.html), written once for every service xrayd calls. Pure: the
- * time is a parameter, nothing is sent, nothing is allocated. */
+ * create-signed-request.html), written once for every service xrayd calls. The time
+ * is a parameter, nothing is sent, nothing is allocated; the only state is a few
+ * signing keys each thread keeps for the day (a key is a function of the secret and
+ * the scope, so the cache never changes a signature). */
 #ifndef XRAYD_SIGV4_H
 #define XRAYD_SIGV4_H
 

@@ -37,6 +37,7 @@ struct config {
     int shutdown_timeout_ms;  /* --shutdown-timeout (ms): drain deadline */
     int request_timeout_ms;   /* --request-timeout (ms): per upstream call */
     int store_mb;             /* --store-memory: the embedded store's budget */
+    int http_memory_mb;       /* --http-memory: every inbound HTTP connection's buffers */
     int retry_attempts;       /* --retry-attempts: per batch, the first included */
     int retry_budget_ms;      /* --retry-budget: time a batch may spend retrying */
     int retry_backoff_min_ms; /* --retry-backoff-min */
@@ -44,6 +45,9 @@ struct config {
     char *proxy_allow_paths;  /* --proxy-allow-paths: comma-separated */
     char *spool_dir;          /* --spool-dir; "" = no spool */
     int spool_max_mb;         /* --spool-max */
+    char *sampling_rules;     /* --sampling-rules FILE; "" = none (sampling.md, "Who answers") */
+    bool sampling_head;       /* --sampling-head: one decision per trace before upload */
+    bool full_fidelity;       /* --full-fidelity: SDKs send all, xrayd applies the rules */
 
     /* Actions rather than settings. */
     bool show_help;          /* -h */

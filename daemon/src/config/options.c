@@ -91,6 +91,10 @@ const struct options_entry options_table[] = {
      1, 3600000, 0, "MS", "Timeout in ms of each upstream call."},
     {"store-memory", 0, "Xrayd.StoreMemoryMB", OPTIONS_INT, "64", F(store_mb), 0, 1, 1 << 20, 0,
      "MB", "Memory in MB for the embedded store of recent traces."},
+    {"http-memory", 0, "Xrayd.HTTPMemoryMB", OPTIONS_INT, "16", F(http_memory_mb), 0, 2, 1 << 20, 0,
+     "MB",
+     "Memory in MB for inbound HTTP connections together (requests, bodies, responses); "
+     "past it new requests get 503."},
     {"retry-attempts", 0, "Xrayd.RetryAttempts", OPTIONS_INT, "6", F(retry_attempts), 0, 1, 100, 0,
      "N", "Attempts per upload batch, the first included, for 5xx, 429 and network errors."},
     {"retry-budget", 0, "Xrayd.RetryBudgetMs", OPTIONS_INT, "30000", F(retry_budget_ms), 0, 1,
@@ -109,6 +113,22 @@ const struct options_entry options_table[] = {
      "no spool, such batches are dropped and counted."},
     {"spool-max", 0, "Xrayd.SpoolMaxMB", OPTIONS_INT, "256", F(spool_max_mb), 0, 1, 1 << 20, 0,
      "MB", "Disk space in MB the spool may use; past it the oldest files are dropped."},
+    {"sampling-rules", 0, "Xrayd.SamplingRules", OPTIONS_STRING, "", F(sampling_rules), 0, 0, 0, 0,
+     "FILE",
+     "Sampling rules file (the local format, version 1 or 2, or what `aws xray "
+     "get-sampling-rules` prints). Given: xrayd answers the SDKs' sampling calls itself with "
+     "these rules, whatever the upstream. Reloaded on SIGHUP and when the file changes; a bad "
+     "file keeps the rules in force."},
+    {"sampling-head", 0, "Xrayd.SamplingHead", OPTIONS_BOOL, "false", F(sampling_head), 0, 0, 0, 0,
+     NULL,
+     "Sample before upload: one decision per trace id from the sampling rules, made at the "
+     "trace's first document and followed by all its documents; dropped ones are counted as "
+     "sampled out."},
+    {"full-fidelity", 0, "Xrayd.FullFidelity", OPTIONS_BOOL, "false", F(full_fidelity), 0, 0, 0, 0,
+     NULL,
+     "Serve SDKs the rules at FixedRate 1.0 so they send every segment, and apply the real "
+     "rules per trace before upload (as --sampling-head). Needs xrayd to answer the sampling "
+     "calls: --sampling-rules, or the local upstream."},
 };
 const size_t options_count = sizeof(options_table) / sizeof(options_table[0]);
 

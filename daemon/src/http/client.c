@@ -10,7 +10,11 @@
  * starts/stops polls, timer callback arms the timer, both feed
  * curl_multi_socket_action — with the state in struct http_client instead of globals.
  * Easy handles are recycled (a handle keeps its DNS and TLS session caches); the
- * connections themselves live in the multi handle's cache and are reused from there. */
+ * connections themselves live in the multi handle's cache and are reused from there.
+ * A connection's poll handle lives as long as its socket, not its transfer: curl opens
+ * and closes connection sockets through our callbacks, so between two requests on a
+ * kept-alive connection the poll stays registered, and it is only restarted when the
+ * events curl asks for change (each uv_poll_start is an epoll_ctl DEL and ADD). */
 #include "http/client.h"
 
 #include <ctype.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -37,6 +42,10 @@ struct client_sock {
     curl_socket_t fd;
     struct http_client *c;
     struct client_sock *prev, *next;
+    int events;  /* what the poll watches: UV_READABLE | UV_WRITABLE, 0 = stopped */
+    bool kept;   /* a connection socket (client_open_socket): closed by client_close_socket,
+                    so its poll outlives each transfer */
+    bool wanted; /* curl watches it now; a kept socket between transfers does not */
 };
 
 struct client_req {
@@ -257,6 +266,8 @@ static void client_check_done(struct http_client *c)
 
 /* ---- curl <-> libuv ---- */
 
+static int client_sock_watch(struct client_sock *s, int events);
+
 static void client_on_poll(uv_poll_t *p, int status, int events)
 {
     struct client_sock *s = container_of(p, struct client_sock, poll);
@@ -265,6 +276,12 @@ static void client_on_poll(uv_poll_t *p, int status, int events)
     int running;
     if (c->closing)
         return;
+    if (!s->wanted) {
+        /* A kept-alive connection spoke or closed between transfers. curl finds out
+         * when it next tries it; until then, stop the events from coming back. */
+        client_sock_watch(s, 0);
+        return;
+    }
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE)
@@ -285,6 +302,43 @@ static void client_on_timer(uv_timer_t *t)
     client_check_done(c);
 }
 
+static struct client_sock *client_sock_new(struct http_client *c, curl_socket_t fd)
+{
+    struct client_sock *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    s->c = c;
+    s->next = c->socks;
+    if (c->socks != NULL)
+        c->socks->prev = s;
+    c->socks = s;
+    return s;
+}
+
+/* The record of fd; a short walk: at most max_connections sockets, and a few more. */
+static struct client_sock *client_sock_find(struct http_client *c, curl_socket_t fd)
+{
+    for (struct client_sock *s = c->socks; s != NULL; s = s->next)
+        if (s->fd == fd)
+            return s;
+    return NULL;
+}
+
+static int client_sock_watch(struct client_sock *s, int events)
+{
+    if (events == s->events)
+        return 0;
+    s->events = events;
+    if (events == 0)
+        return uv_poll_stop(&s->poll) == 0 ? 0 : -1;
+    return uv_poll_start(&s->poll, events, client_on_poll) == 0 ? 0 : -1;
+}
+
 static int client_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct http_client *c = userp;
@@ -294,32 +348,51 @@ static int client_curl_socket(CURL *easy, curl_socket_t fd, int what, void *user
         if (s != NULL) {
             if (!c->closing)
                 curl_multi_assign(c->multi, fd, NULL);
-            client_sock_close(s);
+            s->wanted = false;
+            if (!s->kept)
+                client_sock_close(s);
+            else if (s->events & UV_WRITABLE)
+                client_sock_watch(s, UV_READABLE); /* an idle socket is always writable */
         }
         return 0;
     }
     if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
+        s = client_sock_find(c, fd); /* a kept connection, back from curl's cache */
+        if (s == NULL && (s = client_sock_new(c, fd)) == NULL)
             return -1;
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->fd = fd;
-        s->c = c;
-        s->next = c->socks;
-        if (c->socks != NULL)
-            c->socks->prev = s;
-        c->socks = s;
         curl_multi_assign(c->multi, fd, s);
     }
+    s->wanted = true;
     int events = 0;
     if (what & CURL_POLL_IN)
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         events |= UV_WRITABLE;
-    return uv_poll_start(&s->poll, events, client_on_poll) == 0 ? 0 : -1;
+    return client_sock_watch(s, events);
+}
+
+/* Connection sockets: curl opens them here and closes them in client_close_socket,
+ * which is what lets a poll handle live from one to the other. */
+static curl_socket_t client_open_socket(void *userp, curlsocktype purpose,
+                                        struct curl_sockaddr *addr)
+{
+    struct http_client *c = userp;
+    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+    if (fd == CURL_SOCKET_BAD || purpose != CURLSOCKTYPE_IPCXN || c->closing)
+        return fd;
+    struct client_sock *s = client_sock_new(c, fd);
+    if (s != NULL)
+        s->kept = true; /* else it gets a poll per transfer, as any other socket */
+    return fd;
+}
+
+static int client_close_socket(void *userp, curl_socket_t fd)
+{
+    struct http_client *c = userp;
+    struct client_sock *s = client_sock_find(c, fd);
+    if (s != NULL)
+        client_sock_close(s); /* stops polling before the descriptor goes */
+    return close(fd);
 }
 
 static int client_curl_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -454,6 +527,10 @@ static int client_req_setup(struct http_client *c, struct client_req *r,
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, client_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, client_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);

@@ -7,13 +7,19 @@
  * WRITING -> READING again, or LINGERING (shutdown, discard what the client still
  * sends, then close) when the connection must end. A connection is freed when both its
  * handles are closed and no response is pending: a handler holding a response keeps
- * the memory (not the socket) alive until it sends or abandons it. */
+ * the memory (not the socket) alive until it sends or abandons it.
+ *
+ * Memory: the connection, its parser and every buffer they grow are charged to the
+ * server's budget (limits.max_memory_bytes) before they are allocated, and given back
+ * when freed; what does not fit is answered 503 from static memory. A connection
+ * between requests holds only its structures: the read buffer is returned then. */
 #include <errno.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "buf.h"
 #include "http/server_internal.h"
 #include "util.h"
@@ -25,6 +31,14 @@
 #define CONN_LINGER_MS        2000         /* how long a closing connection is drained */
 #define CONN_LINGER_BYTES     (1024u * 1024)
 #define CONN_MAX_REJECTING    16 /* 503 answers in flight; beyond, plain close */
+
+/* The refusal that must not allocate: the budget has no room for anything else. */
+static const char conn_over_budget_text[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                            "Content-Type: text/plain\r\n"
+                                            "Content-Length: 19\r\n"
+                                            "Retry-After: 1\r\n"
+                                            "Connection: close\r\n\r\n"
+                                            "over memory budget\n";
 
 enum conn_state { CONN_READING, CONN_HANDLING, CONN_WRITING, CONN_LINGERING, CONN_CLOSED };
 
@@ -56,11 +70,14 @@ struct http_conn {
     bool head;         /* HEAD: the response has no body */
     bool header_timer; /* the timer runs the header deadline */
     bool peer_eof;     /* the client half-closed while its answer was being written */
+    bool charged;      /* sizeof(*this) is held against the server's budget */
+    bool starved;      /* a read found no room in the budget: answer 503 */
     char peer[HTTP_PEER_LEN];
 };
 
 static void conn_close(struct http_conn *c);
 static void conn_process(struct http_conn *c);
+static void conn_send_over_budget(struct http_conn *c);
 static int conn_send(struct http_conn *c, int status, const char *content_type, const void *body,
                      size_t len);
 
@@ -73,9 +90,11 @@ static void conn_maybe_free(struct http_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     http_request_parser_destroy(c->parser);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    buf_free(&c->res.headers);
+    budget_buf_free(&s->mem, &c->in);
+    budget_buf_free(&s->mem, &c->out);
+    budget_buf_free(&s->mem, &c->res.headers);
+    if (c->charged)
+        budget_meter_give(&s->mem, sizeof(*c));
     free(c);
     http_server_maybe_finish(s);
 }
@@ -129,6 +148,7 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     struct http_conn *c = h->data;
     (void)suggested;
+    c->starved = false;
     if (c->parser == NULL || c->state == CONN_LINGERING) {
         *b = uv_buf_init(c->server->discard, sizeof(c->server->discard));
         return;
@@ -140,7 +160,16 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     }
     size_t want = c->in.max - c->in.len;
     want = want < CONN_READ_CHUNK ? want : CONN_READ_CHUNK;
-    if (want == 0 || buf_reserve(&c->in, want) != 0) {
+    int rc = want == 0 ? XRAY_ETOOBIG
+                       : budget_buf_reserve(&c->server->mem, &c->in, want, c->in.cap == 0, 0);
+    if (rc == XRAY_EFULL && c->state == CONN_READING) {
+        /* A request arrives with no memory left for it: read into the discard buffer
+         * and refuse it. While a response is being made, reading pauses instead. */
+        c->starved = true;
+        *b = uv_buf_init(c->server->discard, sizeof(c->server->discard));
+        return;
+    }
+    if (rc != 0) {
         *b = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS and pauses */
         return;
     }
@@ -175,6 +204,16 @@ static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         c->lingered += (size_t)nread;
         if (c->lingered > CONN_LINGER_BYTES)
             conn_close(c);
+        return;
+    }
+    if (c->starved) {
+        c->starved = false;
+        if (c->state == CONN_READING) {
+            c->head = false;
+            c->state = CONN_HANDLING;
+            c->res.pending = true;
+            conn_send_over_budget(c);
+        }
         return;
     }
     c->in.len += (size_t)nread;
@@ -221,7 +260,7 @@ static void conn_on_write(uv_write_t *req, int status)
 {
     struct http_conn *c = req->data;
     if (c->out.cap > CONN_KEEP_OUT_CAP)
-        buf_free(&c->out);
+        budget_buf_free(&c->server->mem, &c->out);
     buf_reset(&c->out);
     if (c->state != CONN_WRITING)
         return; /* closed meanwhile */
@@ -303,11 +342,15 @@ static void conn_process(struct http_conn *c)
                                    : status == 431 ? HTTP_REJECT_HEADER_TOO_BIG
                                    : status == 503 ? HTTP_REJECT_NO_MEMORY
                                                    : HTTP_REJECT_BAD_REQUEST;
-            http_server_reject(c->server, why, c->peer);
             c->keep_alive = false;
             c->head = false;
             c->state = CONN_HANDLING;
             c->res.pending = true;
+            if (http_request_parser_over_budget(c->parser)) {
+                conn_send_over_budget(c);
+                return;
+            }
+            http_server_reject(c->server, why, c->peer);
             const char *text = why == HTTP_REJECT_BAD_REQUEST ? "bad request\n"
                                : why == HTTP_REJECT_NO_MEMORY ? "out of memory\n"
                                                               : "too large\n";
@@ -318,6 +361,8 @@ static void conn_process(struct http_conn *c)
         return;
     if (c->in_off == c->in.len)
         c->in_off = c->in.len = 0;
+    if (c->in.len == 0 && http_request_parser_idle(c->parser))
+        budget_buf_free(&c->server->mem, &c->in); /* idle: hold no read buffer */
     if (!http_request_parser_in_headers(c->parser)) {
         c->header_timer = false;
         conn_arm(c, c->server->limits.idle_timeout_ms);
@@ -348,11 +393,19 @@ static void conn_peer(struct http_conn *c)
 
 void http_conn_accept(struct http_server *s, uv_stream_t *ls, unsigned roles)
 {
+    bool over = s->active >= s->limits.max_connections;
+    /* A connection refused for the limit or the budget is not charged: at most
+     * CONN_MAX_REJECTING of them live beyond their first loop turn. */
+    bool charged = !over && budget_meter_take(&s->mem, sizeof(struct http_conn));
+    bool starved = !over && !charged;
     struct http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        if (charged)
+            budget_meter_give(&s->mem, sizeof(*c));
         s->stats.rejected[HTTP_REJECT_NO_MEMORY]++;
         return; /* the connection waits in the backlog */
     }
+    c->charged = charged;
     c->server = s;
     c->roles = roles;
     c->res.conn = c;
@@ -370,18 +423,25 @@ void http_conn_accept(struct http_server *s, uv_stream_t *ls, unsigned roles)
         s->conns->prev = c;
     s->conns = c;
     s->stats.open++;
-    bool over = s->active >= s->limits.max_connections;
-    if (over)
+    if (!charged)
         s->rejecting++;
     else
         s->active++;
     c->parser =
-        over ? NULL
-             : http_request_parser_create(s->limits.max_header_bytes, s->limits.max_body_bytes);
-    if (!over && c->parser == NULL) {
+        !charged ? NULL
+                 : http_request_parser_create(s->limits.max_header_bytes, s->limits.max_body_bytes);
+    int prc = c->parser != NULL ? http_request_parser_set_budget(
+                                      c->parser, &s->mem, s->mem.limit / HTTP_MEMORY_BODY_KEEP_DIV)
+                                : -ENOMEM;
+    if (charged && prc != 0) {
+        http_request_parser_destroy(c->parser);
+        c->parser = NULL;
         s->active--;
         s->rejecting++;
-        s->stats.rejected[HTTP_REJECT_NO_MEMORY]++;
+        if (prc == XRAY_EFULL)
+            starved = true;
+        else
+            s->stats.rejected[HTTP_REJECT_NO_MEMORY]++;
     }
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
@@ -394,12 +454,17 @@ void http_conn_accept(struct http_server *s, uv_stream_t *ls, unsigned roles)
         if (over)
             http_server_reject(s, HTTP_REJECT_TOO_MANY_CONNECTIONS, c->peer);
         if (s->rejecting > CONN_MAX_REJECTING) {
+            if (starved)
+                http_server_reject(s, HTTP_REJECT_OVER_BUDGET, c->peer);
             conn_close(c);
             return;
         }
         c->state = CONN_HANDLING;
         c->res.pending = true;
-        conn_send(c, 503, "text/plain", "too many connections\n", 21);
+        if (starved)
+            conn_send_over_budget(c);
+        else
+            conn_send(c, 503, "text/plain", "too many connections\n", 21);
         conn_read(c, true);
         return;
     }
@@ -414,7 +479,7 @@ static int conn_send(struct http_conn *c, int status, const char *content_type, 
     struct http_response *res = &c->res;
     res->pending = false;
     if (c->state != CONN_HANDLING) { /* the client left: nothing to send to */
-        buf_free(&res->headers);
+        budget_buf_free(&c->server->mem, &res->headers);
         conn_maybe_free(c);
         return 0;
     }
@@ -423,7 +488,15 @@ static int conn_send(struct http_conn *c, int status, const char *content_type, 
     bool http10 = req != NULL && req->http_major == 1 && req->http_minor == 0;
     buf_reset(&c->out); /* keeps the previous response's memory, up to CONN_KEEP_OUT_CAP */
     c->out.max = res->headers.len + len + (content_type ? strlen(content_type) : 0) + 160;
-    int rc = buf_appendf(&c->out, "HTTP/1.1 %d %s\r\n", status,
+    /* The whole response is paid for at once, at its exact size (the 160 bytes cover
+     * the status line and the server's headers). */
+    int rc = budget_buf_reserve(&c->server->mem, &c->out, c->out.max, true, 0);
+    if (rc == XRAY_EFULL) {
+        conn_send_over_budget(c);
+        return 0;
+    }
+    if (rc == 0)
+        rc = buf_appendf(&c->out, "HTTP/1.1 %d %s\r\n", status,
                          http_status_str((enum http_status)status));
     if (rc == 0 && content_type != NULL)
         rc = buf_appendf(&c->out, "Content-Type: %s\r\n", content_type);
@@ -455,11 +528,28 @@ static int conn_send(struct http_conn *c, int status, const char *content_type, 
     return 0;
 }
 
+static void conn_send_over_budget(struct http_conn *c)
+{
+    http_server_reject(c->server, HTTP_REJECT_OVER_BUDGET, c->peer);
+    c->res.pending = false;
+    budget_buf_free(&c->server->mem, &c->res.headers);
+    c->keep_alive = false;
+    c->state = CONN_WRITING;
+    uv_buf_t b = uv_buf_init((char *)conn_over_budget_text, sizeof(conn_over_budget_text) - 1);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_arm(c, c->server->limits.idle_timeout_ms);
+}
+
 int http_response_header(struct http_response *res, const char *name, const char *value)
 {
     if (name[0] == '\0' || strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
         return -EINVAL;
-    return buf_appendf(&res->headers, "%s: %s\r\n", name, value);
+    int rc = budget_buf_reserve(&res->conn->server->mem, &res->headers,
+                                strlen(name) + strlen(value) + 4, false, 0);
+    return rc == 0 ? buf_appendf(&res->headers, "%s: %s\r\n", name, value) : rc;
 }
 
 int http_response_send(struct http_response *res, int status, const char *content_type,
@@ -476,7 +566,7 @@ void http_response_abandon(struct http_response *res)
     if (!res->pending)
         return;
     res->pending = false;
-    buf_free(&res->headers);
+    budget_buf_free(&c->server->mem, &res->headers);
     if (c->state == CONN_HANDLING) {
         c->state = CONN_READING; /* not a client leaving: do not count it as one */
         conn_close(c);

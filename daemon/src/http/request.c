@@ -2,8 +2,9 @@
 /* Assembles inbound requests from http-parser callbacks into bounded buffers: the
  * request line and headers in one (each piece NUL-terminated), the decoded body in
  * another. It knows nothing of sockets or routes. Invariants: never more than
- * max_header header bytes or max_body body bytes are held, and the parser pauses after
- * each complete request, so pipelined requests are handed out one at a time. */
+ * max_header header bytes or max_body body bytes are held (and, given a memory budget,
+ * no byte that budget did not grant first), and the parser pauses after each complete
+ * request, so pipelined requests are handed out one at a time. */
 #include "http/request.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "budget.h"
 #include "buf.h"
 #include "error.h"
 
@@ -31,6 +33,8 @@ struct http_request_parser {
     struct http_request req;
     struct buf head; /* url, then name\0value\0 pairs */
     struct buf body;
+    struct budget_meter *mem; /* what head and body grow under; NULL: only their maxima */
+    size_t body_keep;         /* what a body must leave free of mem */
     size_t max_header;
     size_t max_body;
     size_t head_bytes; /* counted against max_header, trailers included */
@@ -45,6 +49,8 @@ struct http_request_parser {
     bool ready;
     bool want_continue;
     bool upgraded;
+    bool over_budget; /* status 503 because mem had no room */
+    bool too_big;     /* the head passed max_header or HTTP_MAX_HEADERS: 431 at its end */
 };
 
 static const char request_empty[] = "";
@@ -69,14 +75,28 @@ static int request_fail(struct http_request_parser *rp, int status)
     return -1;
 }
 
+/* Room for extra more bytes in b, charged to the budget: 0, or -1 with the status set
+ * (too_big past b's own maximum, 503 when memory is short). */
+static int request_room(struct http_request_parser *rp, struct buf *b, size_t extra, bool exact,
+                        int too_big)
+{
+    int rc = budget_buf_reserve(rp->mem, b, extra, exact, b == &rp->body ? rp->body_keep : 0);
+    if (rc == 0)
+        return 0;
+    if (rc == XRAY_EFULL && rp->status == 0)
+        rp->over_budget = true;
+    return request_fail(rp, rc == XRAY_EFULL || rc == -ENOMEM ? 503 : too_big);
+}
+
 /* Closes the piece being collected: NUL-terminates it and records where it is. */
 static int request_end_part(struct http_request_parser *rp)
 {
     if (rp->part == PART_NONE)
         return 0;
     size_t len = rp->head.len - rp->part_start;
-    if (buf_append(&rp->head, "", 1) != 0)
-        return request_fail(rp, 431);
+    if (request_room(rp, &rp->head, 1, false, 431) != 0)
+        return -1;
+    buf_append(&rp->head, "", 1);
     struct request_offsets *o = &rp->offs[rp->nheaders];
     if (rp->part == PART_URL) {
         rp->url_len = len;
@@ -108,8 +128,14 @@ static void request_close_header(struct http_request_parser *rp)
 static int request_append(struct http_request_parser *rp, enum request_part part, const char *at,
                           size_t len)
 {
-    if (len > rp->max_header - rp->head_bytes)
-        return request_fail(rp, 431);
+    /* Past a limit nothing more is kept, but parsing goes on to the end of the head
+     * before the 431: http-parser hands a piece over when it ends or when a read ends,
+     * so failing at once would make a malformed byte further on a 400 or not depending
+     * on how the bytes were split. http-parser's own 80 KB header limit still applies. */
+    if (rp->too_big || len > rp->max_header - rp->head_bytes) {
+        rp->too_big = true;
+        return 0;
+    }
     rp->head_bytes += len;
     if (rp->headers_done)
         return 0; /* chunked trailers: counted, not kept */
@@ -118,24 +144,29 @@ static int request_append(struct http_request_parser *rp, enum request_part part
             return -1;
         if (part == PART_FIELD) {
             request_close_header(rp);
-            if (rp->nheaders == HTTP_MAX_HEADERS)
-                return request_fail(rp, 431);
+            if (rp->nheaders == HTTP_MAX_HEADERS) {
+                rp->too_big = true;
+                return 0;
+            }
         }
         rp->part = part;
         rp->part_start = rp->head.len;
     }
-    int rc = buf_append(&rp->head, at, len);
-    return rc == 0 ? 0 : request_fail(rp, rc == -ENOMEM ? 503 : 431);
+    if (request_room(rp, &rp->head, len, false, 431) != 0)
+        return -1;
+    buf_append(&rp->head, at, len);
+    return 0;
 }
 
 static void request_reset(struct http_request_parser *rp)
 {
     buf_reset(&rp->head);
     if (rp->body.cap > REQUEST_KEEP_BODY_CAP)
-        buf_free(&rp->body);
+        budget_buf_free(rp->mem, &rp->body);
     buf_reset(&rp->body);
     memset(&rp->req, 0, sizeof(rp->req));
     rp->head_bytes = 0;
+    rp->too_big = false;
     rp->url_len = 0;
     rp->nheaders = 0;
     rp->part = PART_NONE;
@@ -170,8 +201,8 @@ static int request_on_value(http_parser *p, const char *at, size_t len)
 static int request_copy(struct http_request_parser *rp, const char *lit, size_t off, size_t len,
                         size_t *out)
 {
-    if (buf_reserve(&rp->head, len + 1) != 0)
-        return request_fail(rp, 431);
+    if (request_room(rp, &rp->head, len + 1, false, 431) != 0)
+        return -1;
     *out = rp->head.len;
     memcpy(rp->head.data + rp->head.len, lit ? lit : rp->head.data + off, len);
     rp->head.len += len;
@@ -220,6 +251,8 @@ static int request_split_target(struct http_request_parser *rp, size_t *path, si
 static int request_on_headers_complete(http_parser *p)
 {
     struct http_request_parser *rp = request_of(p);
+    if (rp->too_big)
+        return request_fail(rp, 431);
     if (request_end_part(rp) != 0)
         return -1;
     request_close_header(rp);
@@ -249,6 +282,11 @@ static int request_on_headers_complete(http_parser *p)
     if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
         p->content_length > rp->max_body)
         return request_fail(rp, 413);
+    /* A declared body is paid for before any of it is read, at its exact size: a client
+     * cannot hold memory it has not been granted, and a refusal comes first thing. */
+    if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > 0 &&
+        request_room(rp, &rp->body, (size_t)p->content_length, true, 413) != 0)
+        return -1;
     const char *expect = http_request_header(req, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
         (p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1)))
@@ -261,13 +299,17 @@ static int request_on_body(http_parser *p, const char *at, size_t len)
     struct http_request_parser *rp = request_of(p);
     if (len > rp->max_body - rp->body.len)
         return request_fail(rp, 413);
-    int rc = buf_append(&rp->body, at, len);
-    return rc == 0 ? 0 : request_fail(rp, rc == -ENOMEM ? 503 : 413);
+    if (request_room(rp, &rp->body, len, false, 413) != 0)
+        return -1;
+    buf_append(&rp->body, at, len);
+    return 0;
 }
 
 static int request_on_complete(http_parser *p)
 {
     struct http_request_parser *rp = request_of(p);
+    if (rp->too_big)
+        return request_fail(rp, 431); /* chunked trailers past the limit */
     if (rp->body.len > 0)
         rp->req.body = rp->body.data;
     rp->req.body_len = rp->body.len;
@@ -305,12 +347,26 @@ struct http_request_parser *http_request_parser_create(size_t max_header, size_t
     return rp;
 }
 
+int http_request_parser_set_budget(struct http_request_parser *rp, struct budget_meter *mem,
+                                   size_t body_keep)
+{
+    if (rp->mem != NULL || rp->head.cap > 0 || rp->body.cap > 0)
+        return -EINVAL;
+    if (!budget_meter_take(mem, sizeof(*rp)))
+        return XRAY_EFULL;
+    rp->mem = mem;
+    rp->body_keep = body_keep;
+    return 0;
+}
+
 void http_request_parser_destroy(struct http_request_parser *rp)
 {
     if (rp == NULL)
         return;
-    buf_free(&rp->head);
-    buf_free(&rp->body);
+    budget_buf_free(rp->mem, &rp->head);
+    budget_buf_free(rp->mem, &rp->body);
+    if (rp->mem != NULL)
+        budget_meter_give(rp->mem, sizeof(*rp));
     free(rp);
 }
 
@@ -335,9 +391,10 @@ int http_request_parser_feed(struct http_request_parser *rp, const char *data, s
         request_fail(rp, e == HPE_HEADER_OVERFLOW ? 431 : 400);
         return rp->status == 400 ? XRAY_EPARSE : rp->status == 503 ? -ENOMEM : XRAY_ETOOBIG;
     }
-    if (rp->p.upgrade) {
-        /* An upgrade request ends the HTTP stream; without message completion it is
-         * something we do not speak. */
+    if (rp->p.upgrade && n < len) {
+        /* The parser stopped where another protocol would begin, with no complete
+         * message: something we do not speak. An upgrade request whose body is still
+         * arriving has taken everything and goes on (its completion marks the end). */
         request_fail(rp, 400);
         return XRAY_EPARSE;
     }
@@ -370,8 +427,19 @@ bool http_request_parser_take_continue(struct http_request_parser *rp)
     return w;
 }
 
+bool http_request_parser_over_budget(const struct http_request_parser *rp)
+{
+    return rp->over_budget;
+}
+
+bool http_request_parser_idle(const struct http_request_parser *rp)
+{
+    return !rp->ready && rp->status == 0 && !rp->headers_done && rp->head_bytes == 0 &&
+           rp->part == PART_NONE && !rp->too_big;
+}
+
 bool http_request_parser_in_headers(const struct http_request_parser *rp)
 {
     return !rp->ready && rp->status == 0 && !rp->headers_done &&
-           (rp->head_bytes > 0 || rp->part != PART_NONE);
+           (rp->head_bytes > 0 || rp->part != PART_NONE || rp->too_big);
 }

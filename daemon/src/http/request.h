@@ -44,11 +44,21 @@ struct http_request {
 const char *http_request_header(const struct http_request *req, const char *name);
 
 struct http_request_parser;
+struct budget_meter;
 
 /* A parser that accepts headers of at most max_header bytes (request line and header
  * lines) and bodies of at most max_body bytes. NULL on ENOMEM. */
 struct http_request_parser *http_request_parser_create(size_t max_header, size_t max_body);
 void http_request_parser_destroy(struct http_request_parser *rp);
+/* From now on the parser's own size and every byte its buffers grow by are charged to
+ * mem (borrowed; it must outlive the parser), and given back as they are freed; a
+ * request that does not fit fails with 503 (http_request_parser_over_budget() then
+ * says so). A declared Content-Length is charged in full when the headers end; a body
+ * is charged only while body_keep bytes of mem stay free, so requests without one
+ * (a health probe) still get through a flood of large ones. Call before the first
+ * feed. 0, XRAY_EFULL (no room for the parser itself) or -EINVAL. */
+int http_request_parser_set_budget(struct http_request_parser *rp, struct budget_meter *mem,
+                                   size_t body_keep);
 
 /* Parses up to len bytes and sets *used to how many it consumed. Returns 0 (all of
  * them consumed, the request is not complete yet), 1 (a request is complete: read it
@@ -66,6 +76,10 @@ int http_request_parser_status(const struct http_request_parser *rp);
 /* True once per request whose headers asked for "Expect: 100-continue" and were
  * accepted; the caller answers 100 Continue before the body arrives. */
 bool http_request_parser_take_continue(struct http_request_parser *rp);
+/* True when the 503 came from the budget of http_request_parser_set_budget(). */
+bool http_request_parser_over_budget(const struct http_request_parser *rp);
+/* True between requests: nothing of the next one has been read yet. */
+bool http_request_parser_idle(const struct http_request_parser *rp);
 /* True between the first byte of a request and its last header line. */
 bool http_request_parser_in_headers(const struct http_request_parser *rp);
 

@@ -38,6 +38,8 @@ struct http_server *http_server_create(uv_loop_t *loop, const struct http_server
     l->idle_timeout_ms = l->idle_timeout_ms ? l->idle_timeout_ms : HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     l->header_timeout_ms =
         l->header_timeout_ms ? l->header_timeout_ms : HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+    l->max_memory_bytes = l->max_memory_bytes ? l->max_memory_bytes : HTTP_DEFAULT_MAX_MEMORY;
+    budget_meter_init(&s->mem, l->max_memory_bytes);
     return s;
 }
 
@@ -275,4 +277,31 @@ void http_server_close(struct http_server *s, void (*cb)(void *data), void *data
 void http_server_get_stats(const struct http_server *s, struct http_server_stats *out)
 {
     *out = s->stats;
+    out->memory_bytes = budget_meter_used(&s->mem);
+    out->memory_max = s->mem.limit;
+}
+
+static uint64_t server_over_budget(const void *ctx)
+{
+    const struct http_server *s = ctx;
+    return s->stats.rejected[HTTP_REJECT_OVER_BUDGET];
+}
+
+static size_t server_memory_used(const void *ctx)
+{
+    const struct http_server *s = ctx;
+    return budget_meter_used(&s->mem);
+}
+
+void http_server_budget(const struct http_server *s, struct budget *out)
+{
+    *out = (struct budget){
+        .name = "http_server",
+        .setting = "--http-memory",
+        .policy = "new requests and connections get 503",
+        .limit = s->mem.limit,
+        .used = server_memory_used,
+        .refused = server_over_budget,
+        .ctx = s,
+    };
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "budget.h"
 #include "error.h"
 #include "http/request.h"
 
@@ -26,6 +27,12 @@
 #define HTTP_DEFAULT_MAX_CONNECTIONS   512
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS   30000
 #define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000
+/* Every connection's buffers together (--http-memory): room for the largest answer of
+ * the read API (BatchGetTraces: 5 traces of 2 MiB) beside ordinary traffic. */
+#define HTTP_DEFAULT_MAX_MEMORY (16u << 20)
+/* Request bodies leave this share of it (1/8) to requests without one: /healthz and
+ * the sampling calls keep answering while large uploads are refused. */
+#define HTTP_MEMORY_BODY_KEEP_DIV 8
 
 /* A zero field takes its default. */
 struct http_server_limits {
@@ -34,6 +41,9 @@ struct http_server_limits {
     unsigned max_connections;   /* default 512, then 503 */
     uint64_t idle_timeout_ms;   /* no request in progress (or a stalled body); default 30 s */
     uint64_t header_timeout_ms; /* first byte to last header line; default 10 s, then 408 */
+    size_t max_memory_bytes;    /* every connection's state and buffers together, requests
+                                   and responses; default HTTP_DEFAULT_MAX_MEMORY, then 503;
+                                   bodies may use all but 1/HTTP_MEMORY_BODY_KEEP_DIV */
 };
 
 /* Why a request or connection was refused. X(name, metric label) */
@@ -45,7 +55,8 @@ struct http_server_limits {
     X(HEADER_TIMEOUT, "header_timeout")             /* 408 */                                      \
     X(NOT_FOUND, "not_found")                       /* 404 */                                      \
     X(METHOD_NOT_ALLOWED, "method_not_allowed")     /* 405 */                                      \
-    X(NO_MEMORY, "no_memory")                       /* 503 */
+    X(NO_MEMORY, "no_memory")                       /* 503: malloc failed */                       \
+    X(OVER_BUDGET, "over_budget")                   /* 503: max_memory_bytes in use */
 
 enum http_reject {
 #define X(name, label) HTTP_REJECT_##name,
@@ -63,6 +74,8 @@ struct http_server_stats {
     uint64_t idle_closed; /* closed by the idle timeout */
     uint64_t client_gone; /* closed by the client while its response was pending */
     uint64_t rejected[HTTP_REJECT__COUNT];
+    uint64_t memory_bytes; /* held now against max_memory_bytes */
+    uint64_t memory_max;
 };
 
 struct http_server;
@@ -102,14 +115,20 @@ void http_server_close(struct http_server *s, void (*cb)(void *data), void *data
 
 void http_server_get_stats(const struct http_server *s, struct http_server_stats *out);
 
+/* The server's memory budget as a registry entry (budget.h), named "http_server": its
+ * limit, the bytes held now and the requests refused with 503 for it. The entry points
+ * into s: valid until s is freed, read on the loop thread. */
+void http_server_budget(const struct http_server *s, struct budget *out);
+
 /* Adds a response header (copied). Names and values with CR or LF are refused.
- * Content-Type, Content-Length and Connection are the server's. 0, -EINVAL or
- * XRAY_ETOOBIG (more than 8 KiB of headers). */
+ * Content-Type, Content-Length and Connection are the server's. 0, -EINVAL,
+ * XRAY_ETOOBIG (more than 8 KiB of headers) or XRAY_EFULL (the memory budget). */
 int http_response_header(struct http_response *res, const char *name, const char *value);
 
 /* Sends the response (body copied; content_type may be NULL) and releases res: it must
- * not be used afterwards. If the client is gone, nothing is sent and 0 is returned.
- * 0 or -ENOMEM (the connection is then closed). */
+ * not be used afterwards. If the client is gone, nothing is sent and 0 is returned; if
+ * the copy does not fit the memory budget, a 503 goes instead (counted as
+ * over_budget) and 0 is returned. 0 or -ENOMEM (the connection is then closed). */
 int http_response_send(struct http_response *res, int status, const char *content_type,
                        const void *body, size_t len);
 

@@ -46,7 +46,8 @@ struct http_server {
     void (*close_cb)(void *data);
     void *close_data;
     struct http_server_stats stats;
-    char discard[4096]; /* what lingering connections read into */
+    struct budget_meter mem; /* limits.max_memory_bytes: every connection's memory */
+    char discard[4096];      /* what lingering connections read into */
 };
 
 /* server.c */

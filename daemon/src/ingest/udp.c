@@ -38,6 +38,9 @@ struct udp {
     size_t rcvbuf_granted;
     bool receiving; /* between udp_start() and udp_stop(), paused or not */
     bool paused;    /* receiving, but the socket is not being read until resume fires */
+    bool held;      /* receiving, but udp_pause() asked not to read until udp_resume() */
+    bool reading;   /* uv_udp_recv_start() is in effect */
+    bool in_batch;  /* between the datagrams of one recvmmsg batch and its end */
     bool can_pause;
     int open_handles;
     void (*close_cb)(void *data);
@@ -157,24 +160,45 @@ static void udp_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags);
 
+/* Reads the socket exactly when receiving and neither pause is on. A datagram batch
+ * already read is never cut short: stopping waits for its end (see udp_recv_cb). */
+static void udp_update(struct udp *u)
+{
+    bool want = u->receiving && !u->paused && !u->held;
+    if (want == u->reading || (!want && u->in_batch))
+        return;
+    if (!want) {
+        uv_udp_recv_stop(&u->handle);
+        u->reading = false;
+        return;
+    }
+    int rc = uv_udp_recv_start(&u->handle, udp_alloc_cb, udp_recv_cb);
+    if (rc != 0) {
+        XLOG_EVERY(UDP_LOG_INTERVAL_MS, LOG_LEVEL_ERROR, "udp", "cannot resume receiving: %s",
+                   uv_strerror(rc));
+        return;
+    }
+    u->reading = true;
+}
+
 static void udp_resume_cb(uv_timer_t *timer)
 {
     struct udp *u = container_of(timer, struct udp, resume);
-    if (!u->paused)
-        return;
     u->paused = false;
-    int rc = uv_udp_recv_start(&u->handle, udp_alloc_cb, udp_recv_cb);
-    if (rc != 0)
-        XLOG_EVERY(UDP_LOG_INTERVAL_MS, LOG_LEVEL_ERROR, "udp", "cannot resume receiving: %s",
-                   uv_strerror(rc));
+    udp_update(u);
 }
 
 static void udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags)
 {
     struct udp *u = container_of(handle, struct udp, handle);
-    if (flags & UV_UDP_MMSG_FREE)
-        return; /* the end of a batch: the slab is ours and is kept */
+    if (flags & UV_UDP_MMSG_FREE) {
+        /* The end of a batch: the slab is ours and is kept; a pause asked for during
+         * the batch takes effect now, before libuv reads the next one. */
+        u->in_batch = false;
+        udp_update(u);
+        return;
+    }
     if (nread < 0) {
         XLOG_EVERY(UDP_LOG_INTERVAL_MS, LOG_LEVEL_WARN, "udp", "receive failed: %s",
                    uv_strerror((int)nread));
@@ -183,13 +207,16 @@ static void udp_recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
     if (addr == NULL) {
         /* The socket ran dry: we are keeping up, so let the next batch gather. */
         if (u->can_pause && u->receiving && !u->paused) {
-            uv_udp_recv_stop(&u->handle);
             uv_timer_start(&u->resume, udp_resume_cb, UDP_PAUSE_MS, 0);
             u->paused = true;
+            udp_update(u);
         }
         return;
     }
+    u->in_batch = (flags & UV_UDP_MMSG_CHUNK) != 0;
     udp_datagram(u, buf->base, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, addr);
+    if (!u->in_batch)
+        udp_update(u); /* a single datagram (no recvmmsg): nothing left to finish */
 }
 
 /* SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is
@@ -279,6 +306,7 @@ int udp_start(struct udp **out, const struct udp_options *opt, char err[XRAY_ERR
     if (rc != 0)
         return udp_fail(u, rc, err, "receive on", opt->address);
     u->receiving = true;
+    u->reading = true;
     *out = u;
     return 0;
 }
@@ -309,10 +337,28 @@ void udp_stop(struct udp *u)
     if (!u->receiving)
         return;
     uv_timer_stop(&u->resume);
-    if (!u->paused)
-        uv_udp_recv_stop(&u->handle);
     u->paused = false;
+    u->held = false;
     u->receiving = false;
+    /* Unlike a pause, a stop cuts the batch short: libuv drops what is left of it. */
+    u->in_batch = false;
+    udp_update(u);
+}
+
+void udp_pause(struct udp *u)
+{
+    if (!u->receiving || u->held)
+        return;
+    u->held = true;
+    udp_update(u);
+}
+
+void udp_resume(struct udp *u)
+{
+    if (!u->held)
+        return;
+    u->held = false;
+    udp_update(u);
 }
 
 void udp_close(struct udp *u, void (*cb)(void *data), void *data)

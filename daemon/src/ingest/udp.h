@@ -64,6 +64,14 @@ bool udp_rcvbuf_short(const struct udp *u);
  * are left there. Safe to call more than once. */
 void udp_stop(struct udp *u);
 
+/* Backpressure: stops reading the socket until udp_resume(), so that the kernel's
+ * receive buffer holds what arrives meanwhile. Called from on_doc, it takes effect at
+ * the end of the batch being read: the rest of that batch (at most UDP_SLOTS - 1
+ * datagrams) is still handed to on_doc. Both are cheap no-ops when there is nothing
+ * to change, and do nothing once stopped. */
+void udp_pause(struct udp *u);
+void udp_resume(struct udp *u);
+
 /* Closes the socket; u is freed in the close callback, then cb(data) runs (cb may be
  * NULL). Implies udp_stop(). */
 void udp_close(struct udp *u, void (*cb)(void *data), void *data);

@@ -13,6 +13,7 @@
  * RETRY_SPLIT_MAX times); the halves go one after another from the same slot. */
 #include "upstream/upstream.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,14 @@ struct upstream {
     unsigned concurrency;
     unsigned in_flight; /* sends in flight */
     unsigned waiting;   /* slots waiting for a retry */
+    unsigned replaying; /* slots holding a replayed batch */
     struct retry_policy policy;
     struct retry_random random;
     uint64_t rng; /* the default generator's state */
     void (*on_give_up)(void *ctx, struct doc *docs, unsigned count, int status);
     void *give_up_ctx;
+    void (*on_ack)(void *ctx);
+    void *ack_ctx;
     bool pumping;
     bool draining;
     bool closing;
@@ -87,6 +91,24 @@ static void upstream_give_up(struct upstream *up, struct doc *docs, unsigned cou
         up->on_give_up(up->give_up_ctx, docs, count, status);
     else
         upstream_drop(up, docs);
+}
+
+/* Documents of slot b the core stops trying. A replay's are freed uncounted (they are
+ * still in the spool) and the status is kept for its done; others are given up. */
+static void upstream_abandon(struct upstream *up, struct upstream_batch *b, struct doc *docs,
+                             unsigned count, int status)
+{
+    if (b->_replay_done == NULL) {
+        upstream_give_up(up, docs, count, status);
+        return;
+    }
+    if (b->_replay_status == 0)
+        b->_replay_status = status != 0 ? status : XRAY_ECLOSED;
+    while (docs != NULL) {
+        struct doc *next = docs->next;
+        pool_free(up->pool, docs);
+        docs = next;
+    }
 }
 
 static void upstream_maybe_free(struct upstream *up)
@@ -163,7 +185,7 @@ static void upstream_next(struct upstream *up, struct upstream_batch *b)
     while (b->_nrest > 0) {
         struct upstream_piece pc = b->_rest[--b->_nrest];
         if (up->closing) {
-            upstream_give_up(up, pc.docs, pc.count, XRAY_ECLOSED);
+            upstream_abandon(up, b, pc.docs, pc.count, XRAY_ECLOSED);
             continue;
         }
         b->docs = pc.docs;
@@ -178,6 +200,12 @@ static void upstream_next(struct upstream *up, struct upstream_batch *b)
         buf_free(&b->body);
     b->_next = up->free_slots;
     up->free_slots = b;
+    if (b->_replay_done != NULL) {
+        void (*done)(void *, int) = b->_replay_done;
+        b->_replay_done = NULL;
+        up->replaying--;
+        done(b->_replay_ctx, b->_replay_status);
+    }
 }
 
 static void upstream_note(struct upstream *up, const char *what, struct upstream_batch *b,
@@ -209,6 +237,8 @@ static void upstream_finish(struct upstream *up, struct upstream_batch *b, int s
             pool_free(up->pool, d);
             d = next;
         }
+        if (b->_replay_done == NULL && up->on_ack != NULL)
+            up->on_ack(up->ack_ctx);
         break;
     }
     case RETRY_SPLIT:
@@ -233,12 +263,17 @@ static void upstream_finish(struct upstream *up, struct upstream_batch *b, int s
             up->waiting++;
             return;
         }
-        upstream_note(up, "dropped after their retries ran out", b, status);
+        upstream_note(up,
+                      b->_replay_done != NULL  ? "left in the spool after their retries ran out"
+                      : up->on_give_up != NULL ? "handed over after their retries ran out"
+                                               : "dropped after their retries ran out",
+                      b, status);
         XLOG_EVERY(UPSTREAM_LOG_EVERY_MS, LOG_LEVEL_WARN, "upstream",
-                   "%s upload failed (%s): %u documents given up after %u attempts in %llu ms",
-                   up->ops->name, xray_strerror(status), b->count, b->_attempts,
+                   "%s upload failed (%s): %u %sdocuments given up after %u attempts in %llu ms",
+                   up->ops->name, xray_strerror(status), b->count,
+                   b->_replay_done != NULL ? "replayed " : "", b->_attempts,
                    (unsigned long long)(now - b->_first_ms));
-        upstream_give_up(up, b->docs, b->count, status);
+        upstream_abandon(up, b, b->docs, b->count, status);
         break;
     }
     case RETRY_REJECT:
@@ -249,7 +284,7 @@ static void upstream_finish(struct upstream *up, struct upstream_batch *b, int s
         upstream_drop(up, b->docs);
         break;
     case RETRY_CLOSED:
-        upstream_give_up(up, b->docs, b->count, status == 0 ? XRAY_ECLOSED : status);
+        upstream_abandon(up, b, b->docs, b->count, status == 0 ? XRAY_ECLOSED : status);
         break;
     }
     upstream_next(up, b);
@@ -364,6 +399,8 @@ struct upstream *upstream_create(const struct upstream_ops *ops, const struct up
     }
     up->on_give_up = opt->on_give_up;
     up->give_up_ctx = opt->give_up_ctx;
+    up->on_ack = opt->on_ack;
+    up->ack_ctx = opt->ack_ctx;
     up->timer_due = BATCHER_NO_DEADLINE;
     batcher_init(&up->batcher, opt->limits);
     up->slots = calloc(up->concurrency, sizeof(*up->slots));
@@ -397,6 +434,53 @@ void upstream_submit(struct upstream *up, struct doc *doc)
         upstream_pump(up);
     else
         upstream_schedule(up);
+}
+
+bool upstream_replay_ready(const struct upstream *up)
+{
+    if (up->closing || up->draining || up->replaying >= UPSTREAM_REPLAY_MAX ||
+        up->free_slots == NULL)
+        return false;
+    return up->free_slots->_next != NULL || batcher_count(&up->batcher) == 0;
+}
+
+int upstream_replay(struct upstream *up, struct doc *docs, void (*done)(void *ctx, int status),
+                    void *ctx)
+{
+    unsigned n = 0;
+    size_t bytes = 0;
+    for (struct doc *d = docs; d != NULL; d = d->next) {
+        n++;
+        bytes += d->len;
+    }
+    if (n == 0 || n > BATCHER_MAX_DOCS || done == NULL)
+        return -EINVAL;
+    if (up->closing || up->draining)
+        return XRAY_ECLOSED;
+    if (!upstream_replay_ready(up))
+        return XRAY_EFULL;
+    struct upstream_batch *b = up->free_slots;
+    up->free_slots = b->_next;
+    b->_next = NULL;
+    b->docs = docs;
+    b->count = n;
+    b->bytes = bytes;
+    b->_nrest = 0;
+    b->_splits = 0;
+    b->_attempts = 0;
+    b->_first_ms = uv_now(up->loop);
+    b->_replay_done = done;
+    b->_replay_ctx = ctx;
+    b->_replay_status = 0;
+    up->replaying++;
+    /* Inside pump, a done of this attempt does not start pump again; pump runs after. */
+    bool was_pumping = up->pumping;
+    up->pumping = true;
+    upstream_attempt(up, b);
+    up->pumping = was_pumping;
+    if (!was_pumping)
+        upstream_pump(up);
+    return 0;
 }
 
 void upstream_drain(struct upstream *up, void (*cb)(void *data), void *data)
@@ -440,7 +524,7 @@ void upstream_close(struct upstream *up, void (*cb)(void *data), void *data)
         dropped += b->count;
         for (unsigned k = 0; k < b->_nrest; k++)
             dropped += b->_rest[k].count;
-        upstream_give_up(up, b->docs, b->count, XRAY_ECLOSED);
+        upstream_abandon(up, b, b->docs, b->count, XRAY_ECLOSED);
         upstream_next(up, b); /* gives up the pieces still to send */
     }
     if (dropped > 0)

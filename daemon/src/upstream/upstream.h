@@ -4,8 +4,9 @@
  * in flight or waiting for a retry, retries failed sends by the policy of retry.h
  * (splitting a batch a 400 refused), and in the end frees every document to the pool
  * and counts it once (sent, unprocessed, upload_failed) — or hands what ran out of
- * retries to on_give_up. What a send does is the sender's: `aws` (upstream_aws.h,
- * PutTraceSegments) or `local` (the embedded store). Loop thread only. */
+ * retries to on_give_up (the spool), whose batches come back through upstream_replay().
+ * What a send does is the sender's: `aws` (upstream_aws.h, PutTraceSegments) or
+ * `local` (the embedded store). Loop thread only. */
 #ifndef XRAYD_UPSTREAM_H
 #define XRAYD_UPSTREAM_H
 
@@ -23,6 +24,7 @@
 #define UPSTREAM_CONCURRENCY     8          /* cfg.yaml Concurrency default, as the reference */
 #define UPSTREAM_CONCURRENCY_MAX 64         /* a larger configured value is held to this */
 #define UPSTREAM_BODY_KEEP       (2u << 20) /* a slot keeps at most this much body between sends */
+#define UPSTREAM_REPLAY_MAX      1          /* spooled batches in flight at once */
 
 struct doc;
 struct pool;
@@ -59,6 +61,10 @@ struct upstream_batch {
     unsigned _attempts; /* attempts of the documents in docs */
     uint64_t _first_ms; /* loop time of the batch's first attempt */
     uint64_t _due_ms;   /* waiting for a retry until then, else UINT64_MAX */
+    /* A replayed batch (upstream_replay): its completion and worst outcome so far. */
+    void (*_replay_done)(void *ctx, int status);
+    void *_replay_ctx;
+    int _replay_status;
     struct upstream *_up;
     struct upstream_batch *_next;
 };
@@ -95,6 +101,11 @@ struct upstream_options {
      * be refused again. The spool plugs in here. */
     void (*on_give_up)(void *ctx, struct doc *docs, unsigned count, int status);
     void *give_up_ctx;
+    /* Called each time the upstream acknowledged a batch of fresh documents (not a
+     * replayed one): it answers again, so the spool may replay. Runs inside the core:
+     * it must not call upstream_* (schedule the work instead). May be NULL. */
+    void (*on_ack)(void *ctx);
+    void *ack_ctx;
 };
 
 /* ops and every option are borrowed and must outlive the upstream. NULL on ENOMEM or
@@ -107,6 +118,26 @@ struct upstream *upstream_create(const struct upstream_ops *ops,
  * batches wait in the batcher; the pool's budget bounds how many, and past it new
  * datagrams are spillover. After upstream_close it is given up at once. */
 void upstream_submit(struct upstream *up, struct doc *doc);
+
+/* Sends a whole batch read back from the spool, outside the batcher: docs is a
+ * NULL-terminated list (through doc->next) of 1 to BATCHER_MAX_DOCS pool documents. It
+ * takes a batch slot like any batch (so `concurrency` bounds it too), is retried and
+ * split by the same policy, and at most UPSTREAM_REPLAY_MAX replays are in flight. 0:
+ * the core owns docs, frees each to the pool and counts what was acknowledged (sent),
+ * returned unprocessed or refused for good (rejected), then calls done(ctx, status)
+ * once — possibly before this returns; done must not call upstream_*. status is 0
+ * when every document was acknowledged or refused for good, else the error of a part
+ * whose retries ran out or that close cut short: those documents were freed without
+ * being counted or given to on_give_up (the caller still has them on disk). Else the
+ * caller keeps docs: XRAY_EFULL when upstream_replay_ready() is false, XRAY_ECLOSED
+ * while draining or closing, -EINVAL for an empty or oversized list. */
+int upstream_replay(struct upstream *up, struct doc *docs, void (*done)(void *ctx, int status),
+                    void *ctx);
+
+/* Whether a replay would be taken now: not draining or closing, fewer than
+ * UPSTREAM_REPLAY_MAX replays in flight, and a free slot that fresh documents do not
+ * need (another slot is free too, or nothing waits in the batcher). */
+bool upstream_replay_ready(const struct upstream *up);
 
 /* Sends everything buffered now, ignoring the 1 s rule, and calls cb once nothing is
  * queued, in flight or waiting for a retry (documents submitted meanwhile are sent
