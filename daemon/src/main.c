@@ -592,6 +592,7 @@ static int xrayd_start(struct xrayd *d)
         .http = d->http,
         .http_client = d->http_client,
         .telemetry = d->telemetry,
+        .decision = pipeline_decision(d->pipeline),
     };
     if ((rc = memory_register(&d->budgets, &mp)) != 0)
         return rc;

@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "ingest/pool.h"
 #include "ingest/udp.h"
+#include "sampler/decision.h"
 #include "segment/scan.h"
 #include "stats.h"
 #include "trace/store.h"
@@ -29,6 +30,8 @@
  * buffers both ways and session state). */
 #define MEMORY_CLIENT_CALL_BYTES (32u * 1024)
 #define MEMORY_CLIENT_CONN_BYTES (96u * 1024)
+/* A remembered trace decision (decision.h: "24 bytes each"). */
+#define MEMORY_DECISION_SLOT_BYTES 24u
 
 static size_t memory_pow2(size_t n)
 {
@@ -135,6 +138,17 @@ static uint64_t memory_telemetry_dropped(const void *ctx)
     return telemetry_dropped(ctx);
 }
 
+static size_t memory_decisions_used(const void *ctx)
+{
+    return decision_held(ctx) * MEMORY_DECISION_SLOT_BYTES;
+}
+
+static uint64_t memory_decisions_evicted(const void *ctx)
+{
+    struct stats *st = (struct stats *)ctx;
+    return stats_get(&st->decisions_evicted);
+}
+
 int memory_register(struct budgets *bs, const struct memory_parts *p)
 {
     int rc = 0;
@@ -210,5 +224,17 @@ int memory_register(struct budgets *bs, const struct memory_parts *p)
                                  .refused = memory_telemetry_dropped,
                                  .ctx = p->telemetry,
                              });
+    if (rc == 0 && p->decision != NULL)
+        rc = budgets_add(bs,
+                         &(struct budget){
+                             .name = "sampling_decisions",
+                             .policy = "the least recently seen trace of a full set is "
+                                       "forgotten",
+                             .limit = decision_capacity(p->decision) * MEMORY_DECISION_SLOT_BYTES,
+                             .used = memory_decisions_used,
+                             .refused = memory_decisions_evicted,
+                             .ctx = p->decision,
+                             .refused_ctx = p->stats,
+                         });
     return rc;
 }

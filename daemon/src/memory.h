@@ -17,6 +17,7 @@ struct store;
 struct http_server;
 struct http_client;
 struct telemetry;
+struct decision;
 
 /* The parts, all borrowed; they must outlive every read of the registry. NULL parts
  * are absent (no store with the aws upstream, no HTTP client with local). */
@@ -31,6 +32,7 @@ struct memory_parts {
     const struct http_server *http;
     const struct http_client *http_client;
     const struct telemetry *telemetry;
+    const struct decision *decision; /* --sampling-head: the per-trace decisions */
 };
 
 /* Adds an entry per part present, in the order of docs/memory.md. 0, or the error of

@@ -6,6 +6,7 @@
  * nothing re-parses. */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>

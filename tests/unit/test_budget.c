@@ -19,6 +19,7 @@
 #include "ingest/pool.h"
 #include "ingest/udp.h"
 #include "memory.h"
+#include "sampler/decision.h"
 #include "stats.h"
 #include "trace/store.h"
 
@@ -177,6 +178,8 @@ static void test_memory_register(void **state)
     struct store *store = store_create(2 << 20);
     struct http_server *http =
         http_server_create(&loop, &(struct http_server_limits){.max_memory_bytes = 3 << 20});
+    struct decision *dec = decision_create(&(struct decision_options){.capacity = 1024}, &st);
+    assert_non_null(dec);
     assert_non_null(pool);
     assert_non_null(store);
     assert_non_null(http);
@@ -188,7 +191,8 @@ static void test_memory_register(void **state)
                              .udp = true,
                              .store = store,
                              .http = http,
-                             .concurrency = 8};
+                             .concurrency = 8,
+                             .decision = dec};
     assert_int_equal(memory_register(&bs, &p), 0);
     /* No HTTP client (the local upstream): no upload or client entries. */
     assert_null(budgets_find(&bs, "upload"));
@@ -224,6 +228,13 @@ static void test_memory_register(void **state)
     assert_int_equal(s->limit, 2 << 20);
     assert_true(budget_used(s) > 0); /* its index is allocated up front */
 
+    const struct budget *dd = budgets_find(&bs, "sampling_decisions");
+    assert_non_null(dd);
+    assert_int_equal(dd->limit, 1024 * 24);
+    assert_int_equal(budget_used(dd), 0);
+    stats_add(&st.decisions_evicted, 2);
+    assert_int_equal(budget_refused(dd), 2);
+
     assert_int_equal(memory_upload_bytes(8), 8u * 2 * 1024 * 1024);
     assert_int_equal(memory_upload_bytes(1000), 64u * 2 * 1024 * 1024); /* held to 64 */
     assert_int_equal(memory_http_client_bytes(8),
@@ -232,6 +243,7 @@ static void test_memory_register(void **state)
     http_server_close(http, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
+    decision_destroy(dec);
     store_destroy(store);
     pool_destroy(pool);
 }

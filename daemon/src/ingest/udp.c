@@ -2,8 +2,10 @@
 /* The UDP listener on the loop thread: libuv's recvmmsg fills one reused slab of
  * UDP_SLOTS 64 KiB slots, so any datagram fits whole; each one is counted, framed,
  * copied into the pool and handed on before the next batch. libuv bounds the reads
- * per wake-up; a short pause after the socket runs dry keeps batches large. Bodies
- * are never parsed here: the worker's scan does that. */
+ * per wake-up; a short pause after the socket runs dry keeps batches large, and a
+ * pause the owner asks for (backpressure) leaves the rest in the kernel's buffer,
+ * never cutting short a batch already read. Bodies are never parsed here: the
+ * worker's scan does that. */
 #include "udp.h"
 
 #include <errno.h>
