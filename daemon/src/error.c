@@ -3,6 +3,8 @@
  * everything else is a negated errno and goes to strerror(). */
 #include "error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *xray_strerror(int err)
@@ -18,4 +20,14 @@ const char *xray_strerror(int err)
     default:
         return err < 0 ? strerror(-err) : "unknown error";
     }
+}
+
+void xray_err_set(char *err, const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, XRAY_ERR_LEN, fmt, ap);
+    va_end(ap);
 }

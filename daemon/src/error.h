@@ -31,4 +31,8 @@ enum xray_errno {
 /* Text for any code this project returns: XRAY_E*, -errno or 0. Never NULL. */
 const char *xray_strerror(int err);
 
+/* Fills a leaf module's optional error buffer: a no-op when err is NULL, cut at
+ * XRAY_ERR_LEN (messages are short on purpose). */
+void xray_err_set(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

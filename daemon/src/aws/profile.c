@@ -16,17 +16,6 @@
 
 #include <openssl/crypto.h>
 
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char *err, const char *fmt, ...)
-{
-    if (err == NULL)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, XRAY_ERR_LEN, fmt, ap);
-    va_end(ap);
-}
-
 static bool blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\f' || c == '\v';
@@ -80,20 +69,20 @@ static int parse_line(struct parse_state *st, size_t n, unsigned lineno,
     if (s[0] == '[') {
         char *close = memchr(s, ']', n);
         if (close == NULL) {
-            set_err(err, "line %u: section header without ']'", lineno);
+            xray_err_set(err, "line %u: section header without ']'", lineno);
             return XRAY_EPARSE;
         }
         char *rest = close + 1;
         while (blank(*rest))
             rest++;
         if (*rest != '\0' && *rest != '#' && *rest != ';') {
-            set_err(err, "line %u: text after a section header", lineno);
+            xray_err_set(err, "line %u: text after a section header", lineno);
             return XRAY_EPARSE;
         }
         size_t nlen = (size_t)(close - s - 1);
         char *name = trim(s + 1, &nlen);
         if (nlen == 0) {
-            set_err(err, "line %u: empty section name", lineno);
+            xray_err_set(err, "line %u: empty section name", lineno);
             return XRAY_EPARSE;
         }
         memcpy(st->section, name, nlen + 1);
@@ -102,19 +91,19 @@ static int parse_line(struct parse_state *st, size_t n, unsigned lineno,
     }
 
     if (!st->in_section) {
-        set_err(err, "line %u: a setting before any [section]", lineno);
+        xray_err_set(err, "line %u: a setting before any [section]", lineno);
         return XRAY_EPARSE;
     }
     size_t klen = strcspn(s, "=:");
     if (klen == n) {
-        set_err(err, "line %u: expected 'key = value'", lineno);
+        xray_err_set(err, "line %u: expected 'key = value'", lineno);
         return XRAY_EPARSE;
     }
     char *value = s + klen + 1;
     size_t vlen = n - klen - 1;
     char *key = trim(s, &klen);
     if (klen == 0) {
-        set_err(err, "line %u: empty key", lineno);
+        xray_err_set(err, "line %u: empty key", lineno);
         return XRAY_EPARSE;
     }
     for (size_t i = 0; i < klen; i++)
@@ -131,12 +120,12 @@ int profile_parse(const char *data, size_t len,
                   void *ctx, char err[XRAY_ERR_LEN])
 {
     if (len > PROFILE_FILE_MAX) {
-        set_err(err, "file larger than %d bytes", PROFILE_FILE_MAX);
+        xray_err_set(err, "file larger than %d bytes", PROFILE_FILE_MAX);
         return XRAY_ETOOBIG;
     }
     struct parse_state *st = malloc(sizeof(*st));
     if (st == NULL) {
-        set_err(err, "out of memory");
+        xray_err_set(err, "out of memory");
         return -ENOMEM;
     }
     st->in_section = false;
@@ -149,12 +138,12 @@ int profile_parse(const char *data, size_t len,
         const char *nl = memchr(data + pos, '\n', len - pos);
         size_t n = nl != NULL ? (size_t)(nl - (data + pos)) : len - pos;
         if (n > PROFILE_LINE_MAX) {
-            set_err(err, "line %u longer than %d bytes", lineno, PROFILE_LINE_MAX);
+            xray_err_set(err, "line %u longer than %d bytes", lineno, PROFILE_LINE_MAX);
             rc = XRAY_ETOOBIG;
             break;
         }
         if (memchr(data + pos, '\0', n) != NULL) {
-            set_err(err, "line %u has a NUL byte", lineno);
+            xray_err_set(err, "line %u has a NUL byte", lineno);
             rc = XRAY_EPARSE;
             break;
         }
@@ -223,7 +212,7 @@ int profile_find(const char *data, size_t len, enum profile_file kind, const cha
     v->found = false;
     int rc = profile_parse(data, len, find_visit, &f, err);
     if (rc == -ENOMEM)
-        set_err(err, "out of memory");
+        xray_err_set(err, "out of memory");
     if (rc != 0)
         profile_values_free(v);
     return rc;
@@ -266,11 +255,11 @@ static int profile_path(enum profile_file kind, char path[PROFILE_PATH_MAX], cha
     } else {
         snprintf(path, PROFILE_PATH_MAX, "~/.aws/%s",
                  kind == PROFILE_CREDENTIALS ? "credentials" : "config");
-        set_err(err, "%s and HOME not set", var);
+        xray_err_set(err, "%s and HOME not set", var);
         return -ENOENT;
     }
     if (n < 0 || n >= PROFILE_PATH_MAX) {
-        set_err(err, "%s: path too long", var);
+        xray_err_set(err, "%s: path too long", var);
         return XRAY_ETOOBIG;
     }
     return 0;
@@ -282,7 +271,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, "%s: %s", path, strerror(e));
+        xray_err_set(err, "%s: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
@@ -290,16 +279,16 @@ static int read_file(const char *path, char **out, size_t *len, char *err)
     char *data = NULL;
     if (fstat(fd, &st) != 0) {
         rc = -errno;
-        set_err(err, "%s: %s", path, strerror(-rc));
+        xray_err_set(err, "%s: %s", path, strerror(-rc));
     } else if (!S_ISREG(st.st_mode)) {
         rc = XRAY_EPARSE;
-        set_err(err, "%s: not a regular file", path);
+        xray_err_set(err, "%s: not a regular file", path);
     } else if (st.st_size > PROFILE_FILE_MAX) {
         rc = XRAY_ETOOBIG;
-        set_err(err, "%s: larger than %d bytes", path, PROFILE_FILE_MAX);
+        xray_err_set(err, "%s: larger than %d bytes", path, PROFILE_FILE_MAX);
     } else if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
         rc = -ENOMEM;
-        set_err(err, "%s: out of memory", path);
+        xray_err_set(err, "%s: out of memory", path);
     }
     size_t got = 0;
     while (rc == 0 && got < (size_t)st.st_size) {
@@ -308,7 +297,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err)
             continue;
         if (r < 0) {
             rc = -errno;
-            set_err(err, "%s: %s", path, strerror(-rc));
+            xray_err_set(err, "%s: %s", path, strerror(-rc));
         }
         if (r <= 0)
             break;
@@ -339,7 +328,7 @@ int profile_load(enum profile_file kind, const char *profile, struct profile_val
     char perr[XRAY_ERR_LEN] = "";
     rc = profile_find(data, len, kind, profile, v, perr);
     if (rc != 0)
-        set_err(err, "%s: %s", path, perr);
+        xray_err_set(err, "%s: %s", path, perr);
     OPENSSL_cleanse(data, len);
     free(data);
     return rc;

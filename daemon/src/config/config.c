@@ -20,16 +20,6 @@
 
 #define CONFIG_API_FALLBACK "127.0.0.1:2100" /* 127.0.0.1:2000 can't bind beside 0.0.0.0:2000 */
 
-/* snprintf through a function: messages are cut at XRAY_ERR_LEN on purpose. */
-static void config_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void config_errf(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, XRAY_ERR_LEN, fmt, ap);
-    va_end(ap);
-}
-
 struct flag_slot {
     bool set;
     union options_value v;
@@ -51,7 +41,7 @@ static int flag_one(struct config *cfg, int argc, char **argv, int *i, struct fl
     const char *arg = argv[*i];
     const char *name = arg + (arg[1] == '-' ? 2 : 1);
     if (name[0] == '-' || name[0] == '=') {
-        config_errf(err, "bad flag syntax: %s", arg);
+        xray_err_set(err, "bad flag syntax: %s", arg);
         return 2;
     }
     const char *eq = strchr(name, '=');
@@ -59,7 +49,7 @@ static int flag_one(struct config *cfg, int argc, char **argv, int *i, struct fl
     int shown = (int)(name - arg + (ptrdiff_t)len); /* the flag as typed, without =value */
     const struct options_entry *e = options_by_flag(name, len);
     if (e == NULL) {
-        config_errf(err, "unknown flag: %.*s", shown, arg);
+        xray_err_set(err, "unknown flag: %.*s", shown, arg);
         return 2;
     }
     const char *val;
@@ -72,7 +62,7 @@ static int flag_one(struct config *cfg, int argc, char **argv, int *i, struct fl
     else if (*i + 1 < argc)
         val = argv[++*i]; /* even if it starts with '-', as Go does: -n -o sets region "-o" */
     else {
-        config_errf(err, "flag needs an argument: %.*s", shown, arg);
+        xray_err_set(err, "flag needs an argument: %.*s", shown, arg);
         return 2;
     }
 
@@ -80,16 +70,16 @@ static int flag_one(struct config *cfg, int argc, char **argv, int *i, struct fl
     union options_value v;
     int rc = options_parse(e, val, &v, perr);
     if (rc == -ENOMEM) {
-        config_errf(err, "out of memory");
+        xray_err_set(err, "out of memory");
         return 1;
     }
     if (rc == XRAY_EPARSE) {
-        config_errf(err, "invalid value for flag %.*s: %s", shown, arg, perr);
+        xray_err_set(err, "invalid value for flag %.*s: %s", shown, arg, perr);
         return 2;
     }
     if (rc == XRAY_ECONFIG) {
         if (*range_rc == 0)
-            config_errf(err, "flag %.*s: %s", shown, arg, perr);
+            xray_err_set(err, "flag %.*s: %s", shown, arg, perr);
         *range_rc = 1;
         return 0;
     }
@@ -189,7 +179,7 @@ int config_load_search(struct config *cfg, int argc, char **argv, const char *se
     cfg->auto_config_file = strdup("");
     if (slots == NULL || cfg->auto_config_file == NULL || options_defaults(cfg) != 0) {
         free(slots);
-        config_errf(err, "out of memory");
+        xray_err_set(err, "out of memory");
         return 1;
     }
     int rc = flags_parse(cfg, argc, argv, slots, warn, err);
