@@ -34,8 +34,8 @@ struct worker {
     struct queue _out;
     size_t _capacity;
     size_t _wake_batch;
-    size_t _inflight; /* submitted to _in and not yet handed back */
-    size_t _unwoken;  /* pushed since the worker was last woken */
+    size_t _inflight;  /* submitted to _in and not yet handed back */
+    size_t _unwoken;   /* pushed since the worker was last woken */
     struct doc *_held; /* waiting for room, oldest first, linked through doc->next */
     struct doc *_held_tail;
     size_t _held_count;
