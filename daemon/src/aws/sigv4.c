@@ -11,6 +11,7 @@
  * canonical request. key = HMAC chain over "AWS4"+secret, date, region, service,
  * "aws4_request"; signature = hex HMAC(key, string to sign). */
 #include "aws/sigv4.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -46,17 +47,6 @@ struct param {
     size_t val_off;
     size_t val_len;
 };
-
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char *err, const char *fmt, ...)
-{
-    if (err == NULL)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, XRAY_ERR_LEN, fmt, ap);
-    va_end(ap);
-}
 
 static void out_add(struct out *o, const void *p, size_t n)
 {
@@ -111,17 +101,6 @@ static void out_encoded(struct out *o, const char *s, size_t n, bool keep_slash)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Appends s[0..n) decoded (percent escapes; '+' is a space, as form encoding and the
  * AWS SDKs read it) and then encoded again. -1 on a broken escape. */
 static int out_reencoded(struct out *o, const char *s, size_t n)
@@ -131,8 +110,8 @@ static int out_reencoded(struct out *o, const char *s, size_t n)
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hexval(s[i + 1]);
-            int lo = hexval(s[i + 2]);
+            int hi = hex_value(s[i + 1]);
+            int lo = hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);
@@ -166,7 +145,7 @@ static int canonical_query(struct out *o, const char *query, char *err)
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
         if (len > 0) {
             if (n == SIGV4_PARAMS_MAX) {
-                set_err(err, "more than %d query parameters", SIGV4_PARAMS_MAX);
+                xray_err_set(err, "more than %d query parameters", SIGV4_PARAMS_MAX);
                 return XRAY_ETOOBIG;
             }
             const char *eq = memchr(p, '=', len);
@@ -183,7 +162,7 @@ static int canonical_query(struct out *o, const char *query, char *err)
             pm->val_len = e.len - pm->val_off;
             out_chr(&e, '\0');
             if (e.over) {
-                set_err(err, "query string longer than %d bytes encoded", SIGV4_QUERY_MAX);
+                xray_err_set(err, "query string longer than %d bytes encoded", SIGV4_QUERY_MAX);
                 return XRAY_ETOOBIG;
             }
         }
@@ -210,7 +189,7 @@ static int canonical_query(struct out *o, const char *query, char *err)
     }
     return 0;
 bad:
-    set_err(err, "query string has a malformed percent escape");
+    xray_err_set(err, "query string has a malformed percent escape");
     return XRAY_EPARSE;
 }
 
@@ -256,22 +235,22 @@ static int add_header(struct hdr *h, size_t *n, const char *name, const char *va
 {
     size_t len = name != NULL ? strlen(name) : 0;
     if (len == 0 || value == NULL) {
-        set_err(err, "header %zu has no name or no value", *n);
+        xray_err_set(err, "header %zu has no name or no value", *n);
         return XRAY_EPARSE;
     }
     if (len > SIGV4_NAME_MAX) {
-        set_err(err, "header name longer than %d bytes", SIGV4_NAME_MAX);
+        xray_err_set(err, "header name longer than %d bytes", SIGV4_NAME_MAX);
         return XRAY_ETOOBIG;
     }
     if (*n == SIGV4_HEADERS_MAX) {
-        set_err(err, "more than %d headers to sign", SIGV4_HEADERS_MAX);
+        xray_err_set(err, "more than %d headers to sign", SIGV4_HEADERS_MAX);
         return XRAY_ETOOBIG;
     }
     struct hdr *d = &h[*n];
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!tchar(c)) {
-            set_err(err, "header name has an invalid character");
+            xray_err_set(err, "header name has an invalid character");
             return XRAY_EPARSE;
         }
         d->name[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -279,7 +258,7 @@ static int add_header(struct hdr *h, size_t *n, const char *name, const char *va
     d->name[len] = '\0';
     d->name_len = len;
     if (!value_ok(value)) {
-        set_err(err, "value of header %s has a line break", d->name);
+        xray_err_set(err, "value of header %s has a line break", d->name);
         return XRAY_EPARSE;
     }
     d->value = value;
@@ -400,41 +379,41 @@ static int check_request(const struct sigv4_request *req, const struct aws_crede
                          char *err)
 {
     if (req->method == NULL || *req->method == '\0') {
-        set_err(err, "no method");
+        xray_err_set(err, "no method");
         return XRAY_EPARSE;
     }
     for (const char *m = req->method; *m != '\0'; m++) {
         if (!tchar((unsigned char)*m)) {
-            set_err(err, "method has an invalid character");
+            xray_err_set(err, "method has an invalid character");
             return XRAY_EPARSE;
         }
     }
     if (req->host == NULL || *req->host == '\0' || !value_ok(req->host)) {
-        set_err(err, "no host, or a host with a line break");
+        xray_err_set(err, "no host, or a host with a line break");
         return XRAY_EPARSE;
     }
     if (req->path != NULL && req->path[0] != '\0' && req->path[0] != '/') {
-        set_err(err, "path does not start with '/'");
+        xray_err_set(err, "path does not start with '/'");
         return XRAY_EPARSE;
     }
     if (!scope_word(req->region, 64) || !scope_word(req->service, 64)) {
-        set_err(err, "region or service missing or not a plain word");
+        xray_err_set(err, "region or service missing or not a plain word");
         return XRAY_EPARSE;
     }
     if (creds == NULL || !scope_word(creds->access_key_id, 128)) {
-        set_err(err, "access key id missing or malformed");
+        xray_err_set(err, "access key id missing or malformed");
         return XRAY_EPARSE;
     }
     if (creds->secret_access_key == NULL || creds->secret_access_key[0] == '\0') {
-        set_err(err, "no secret access key");
+        xray_err_set(err, "no secret access key");
         return XRAY_EPARSE;
     }
     if (strlen(creds->secret_access_key) > SIGV4_SECRET_MAX) {
-        set_err(err, "secret access key longer than %d bytes", SIGV4_SECRET_MAX);
+        xray_err_set(err, "secret access key longer than %d bytes", SIGV4_SECRET_MAX);
         return XRAY_ETOOBIG;
     }
     if (req->payload_hash != NULL && strlen(req->payload_hash) != 64) {
-        set_err(err, "payload hash is not 64 hex digits");
+        xray_err_set(err, "payload hash is not 64 hex digits");
         return XRAY_EPARSE;
     }
     return 0;
@@ -446,14 +425,14 @@ static int collect_headers(const struct sigv4_request *req, const struct aws_cre
     int rc;
     *n = 0;
     if (req->header_count > 0 && req->headers == NULL) {
-        set_err(err, "header_count without headers");
+        xray_err_set(err, "header_count without headers");
         return XRAY_EPARSE;
     }
     for (size_t i = 0; i < req->header_count; i++) {
         if ((rc = add_header(h, n, req->headers[i].name, req->headers[i].value, err)) != 0)
             return rc;
         if (reserved(h[*n - 1].name)) {
-            set_err(err, "header %s is the signer's to set", h[*n - 1].name);
+            xray_err_set(err, "header %s is the signer's to set", h[*n - 1].name);
             return XRAY_EPARSE;
         }
     }
@@ -518,7 +497,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
     struct tm tm;
     time_t t = (time_t)req->now_s;
     if (req->now_s < 0 || gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
-        set_err(err, "time out of range");
+        xray_err_set(err, "time out of range");
         return XRAY_EPARSE;
     }
     strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm);
@@ -529,7 +508,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
     if (req->payload_hash != NULL) {
         memcpy(out->payload_hash, req->payload_hash, 65);
     } else if (sigv4_payload_hash(req->body, req->body_len, out->payload_hash) != 0) {
-        set_err(err, "SHA-256 failed");
+        xray_err_set(err, "SHA-256 failed");
         return -ENOMEM;
     }
 
@@ -538,7 +517,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
     if ((rc = collect_headers(req, creds, h, &n, err)) != 0)
         return rc;
     if (n == SIGV4_HEADERS_MAX) {
-        set_err(err, "more than %d headers to sign", SIGV4_HEADERS_MAX);
+        xray_err_set(err, "more than %d headers to sign", SIGV4_HEADERS_MAX);
         return XRAY_ETOOBIG;
     }
 
@@ -563,13 +542,13 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
     out_chr(&o, '\n');
     out_add(&o, out->payload_hash, 64);
     if (o.over || sl.over) {
-        set_err(err, "canonical request longer than %d bytes", SIGV4_CANONICAL_MAX);
+        xray_err_set(err, "canonical request longer than %d bytes", SIGV4_CANONICAL_MAX);
         return XRAY_ETOOBIG;
     }
 
     char creq_hash[65];
     if (sigv4_payload_hash(creq, o.len, creq_hash) != 0) {
-        set_err(err, "SHA-256 failed");
+        xray_err_set(err, "SHA-256 failed");
         return -ENOMEM;
     }
     char scope[160];
@@ -586,7 +565,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
         rc = hmac(k, 32, sts, (size_t)sts_len, sig);
     OPENSSL_cleanse(k, sizeof(k));
     if (rc != 0) {
-        set_err(err, "HMAC-SHA256 failed");
+        xray_err_set(err, "HMAC-SHA256 failed");
         return rc;
     }
     char sig_hex[65];
@@ -596,7 +575,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
                        SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
                        creds->access_key_id, scope, signed_buf, sig_hex);
     if (len < 0 || (size_t)len >= sizeof(out->authorization)) {
-        set_err(err, "Authorization value longer than %zu bytes", sizeof(out->authorization) - 1);
+        xray_err_set(err, "Authorization value longer than %zu bytes",
+                     sizeof(out->authorization) - 1);
         return XRAY_ETOOBIG;
     }
     return 0;

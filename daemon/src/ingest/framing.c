@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "util.h"
 #include "stats.h"
 
 #define FRAMING_MAX_DEPTH 32 /* nesting allowed inside unknown header values */
@@ -38,17 +39,6 @@ static void framing_ws(struct framing_reader *r)
 {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\r' || *r->p == '\n'))
         r->p++;
-}
-
-static int framing_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static void framing_short_put(struct framing_short *out, char c)
@@ -111,7 +101,7 @@ static int framing_string(struct framing_reader *r, struct framing_short *out)
                 return -1;
             int cp = 0;
             for (int i = 0; i < 4; i++) {
-                int h = framing_hex(r->p[i]);
+                int h = hex_value(r->p[i]);
                 if (h < 0)
                     return -1;
                 cp = cp * 16 + h;

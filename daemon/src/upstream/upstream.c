@@ -337,6 +337,23 @@ static void upstream_schedule(struct upstream *up)
     uv_timer_start(&up->timer, upstream_on_timer, due > now ? due - now : 0, 0);
 }
 
+/* Takes a free slot (the caller checked there is one) for a fresh batch of docs. */
+static struct upstream_batch *upstream_slot_take(struct upstream *up, struct doc *docs, unsigned n,
+                                                 size_t bytes, uint64_t now)
+{
+    struct upstream_batch *b = up->free_slots;
+    up->free_slots = b->_next;
+    b->_next = NULL;
+    b->docs = docs;
+    b->count = n;
+    b->bytes = bytes;
+    b->_nrest = 0;
+    b->_splits = 0;
+    b->_attempts = 0;
+    b->_first_ms = now;
+    return b;
+}
+
 static void upstream_pump(struct upstream *up)
 {
     if (up->pumping || up->closing)
@@ -358,17 +375,7 @@ static void upstream_pump(struct upstream *up)
         struct doc *docs = batcher_take(&up->batcher, now, up->draining, &n, &bytes);
         if (docs == NULL)
             break;
-        struct upstream_batch *b = up->free_slots;
-        up->free_slots = b->_next;
-        b->_next = NULL;
-        b->docs = docs;
-        b->count = n;
-        b->bytes = bytes;
-        b->_nrest = 0;
-        b->_splits = 0;
-        b->_attempts = 0;
-        b->_first_ms = now;
-        upstream_attempt(up, b);
+        upstream_attempt(up, upstream_slot_take(up, docs, n, bytes, now));
     }
     up->pumping = false;
     upstream_schedule(up);
@@ -459,16 +466,7 @@ int upstream_replay(struct upstream *up, struct doc *docs, void (*done)(void *ct
         return XRAY_ECLOSED;
     if (!upstream_replay_ready(up))
         return XRAY_EFULL;
-    struct upstream_batch *b = up->free_slots;
-    up->free_slots = b->_next;
-    b->_next = NULL;
-    b->docs = docs;
-    b->count = n;
-    b->bytes = bytes;
-    b->_nrest = 0;
-    b->_splits = 0;
-    b->_attempts = 0;
-    b->_first_ms = uv_now(up->loop);
+    struct upstream_batch *b = upstream_slot_take(up, docs, n, bytes, uv_now(up->loop));
     b->_replay_done = done;
     b->_replay_ctx = ctx;
     b->_replay_status = 0;
