@@ -12,7 +12,7 @@
 #include "api/healthz.h"
 #include "api/sampling_authority.h"
 #include "api/sampling_proxy.h"
-#include "api/traces.h"
+#include "api/read_api.h"
 #include "aws/credentials.h"
 #include "aws/endpoint.h"
 #include "aws/region.h"
@@ -27,6 +27,8 @@
 #include "pipeline.h"
 #include "sampler/rules_holder.h"
 #include "stats.h"
+#include "graph/graph.h"
+#include "trace/assembler.h"
 #include "trace/store.h"
 #include "upstream/local.h"
 #include "upstream/spool.h"
@@ -155,6 +157,29 @@ static int xrayd_choose_upstream(struct xrayd *d)
     }
     return 0;
 }
+/* The embedded store keeps what is kept for the read API: with the local upstream it
+ * is where traces go; with --local-api it keeps copies beside the uploads. The worker
+ * fills it; the local upstream only acknowledges. */
+static int xrayd_build_store(struct xrayd *d)
+{
+    const struct config *cfg = &d->cfg;
+    if (d->use_aws && !cfg->local_api)
+        return 0;
+    d->store = store_create((size_t)cfg->store_mb * 1024 * 1024);
+    if (d->store == NULL)
+        return -ENOMEM;
+    if (*cfg->store_dir != '\0') {
+        char err[XRAY_ERR_LEN];
+        int rc = store_open_dir(d->store, cfg->store_dir, err);
+        if (rc != 0) {
+            fprintf(stderr, "xrayd: --store-dir: %s\n", err);
+            XLOG_ERR(MOD, "--store-dir: %s", err);
+            return XRAY_ECONFIG;
+        }
+    }
+    pipeline_set_store(d->pipeline, d->store);
+    return 0;
+}
 
 static int xrayd_build_upstream(struct xrayd *d)
 {
@@ -191,11 +216,10 @@ static int xrayd_build_upstream(struct xrayd *d)
         uo.ack_ctx = d->spool;
     }
 
+    int rc = xrayd_build_store(d);
+    if (rc != 0)
+        return rc;
     if (!d->use_aws) {
-        d->store = store_create((size_t)cfg->store_mb * 1024 * 1024);
-        if (d->store == NULL)
-            return -ENOMEM;
-        uo.ctx = d->store;
         d->upstream = upstream_create(&upstream_local_ops, &uo);
         /* No AWS account: telemetry is only counted (it shows in /healthz). */
         d->telemetry = telemetry_create(&d->loop, &d->stats, &id, NULL, 0);
@@ -347,7 +371,7 @@ static int xrayd_listen_http(struct xrayd *d)
     }
     int rc = healthz_register(d->http, xrayd_health, d);
     if (rc == 0 && d->store != NULL)
-        rc = traces_register(d->http, d->store);
+        rc = read_api_register(d->http, &d->worker);
     /* The authority's three routes come before the proxy's catch-all, which then only
      * forwards the other allow-listed paths. */
     if (rc == 0 && d->authority != NULL)
@@ -489,7 +513,8 @@ static int xrayd_build_sampling(struct xrayd *d)
     const struct config *cfg = &d->cfg;
     bool have_file = *cfg->sampling_rules != '\0';
     bool authority = have_file || !d->use_aws;
-    bool decide = cfg->sampling_head || cfg->full_fidelity;
+    bool tail = cfg->tail_errors || cfg->tail_latency_ms > 0;
+    bool decide = cfg->sampling_head || cfg->full_fidelity || tail;
     char err[XRAY_ERR_LEN];
     int rc;
     if (cfg->full_fidelity && !authority) {
@@ -558,9 +583,23 @@ static int xrayd_start(struct xrayd *d)
         return rc;
     if ((rc = xrayd_build_sampling(d)) != 0)
         return rc;
+    struct pipeline_assembly_options ao = {
+        .window_ms = (uint64_t)cfg->trace_window_s * 1000,
+        .assembly_bytes = (size_t)cfg->assembly_mb << 20,
+        .graph_bytes = (size_t)cfg->graph_mb << 20,
+        .graph_retention_min = (uint32_t)cfg->graph_retention_min,
+        .tail_errors = cfg->tail_errors,
+        .tail_latency_ms = (uint32_t)cfg->tail_latency_ms,
+        .tail_bytes = cfg->tail_errors || cfg->tail_latency_ms > 0 ? (size_t)cfg->tail_mb << 20 : 0,
+    };
+    if ((rc = pipeline_enable_assembly(d->pipeline, &ao)) != 0)
+        return rc;
 
     d->worker.process = pipeline_process;
+    d->worker.idle = pipeline_idle;
+    d->worker.flush = pipeline_flush;
     d->worker.process_ctx = d->pipeline;
+    pipeline_set_worker(d->pipeline, &d->worker);
     d->worker.done = xrayd_on_checked;
     d->worker.done_data = d;
     if ((rc = worker_start(&d->worker, &d->loop, WORKER_CAPACITY)) != 0)
@@ -588,7 +627,7 @@ static int xrayd_start(struct xrayd *d)
         .udp = true,
         .upstream = d->upstream,
         .concurrency = (unsigned)cfg->concurrency,
-        .store = d->store,
+        .pipeline = d->pipeline,
         .http = d->http,
         .http_client = d->http_client,
         .telemetry = d->telemetry,
@@ -673,9 +712,38 @@ static void xrayd_log_sampling(struct xrayd *d)
         decision_log_totals(pipeline_decision(d->pipeline));
 }
 
+/* What assembly and the graph made of the traffic (docs/service-graph.md). The worker
+ * has joined: its parts are the loop's to read. */
+static void xrayd_log_graph(struct xrayd *d)
+{
+    struct assembler *a = d->pipeline != NULL ? pipeline_assembler(d->pipeline) : NULL;
+    if (a == NULL)
+        return;
+    struct assembler_stats as;
+    struct graph_stats gs;
+    assembler_get_stats(a, &as);
+    graph_get_stats(pipeline_graph(d->pipeline), &gs);
+    XLOG_INFO(MOD,
+              "traces: %llu completed idle, %llu root done, %llu evicted, %llu at exit; "
+              "%llu duplicate, %llu late, %llu replaced, %llu forced tail decisions",
+              (unsigned long long)as.completed[ASSEMBLER_IDLE],
+              (unsigned long long)as.completed[ASSEMBLER_ROOT_DONE],
+              (unsigned long long)as.completed[ASSEMBLER_EVICTED],
+              (unsigned long long)as.completed[ASSEMBLER_FLUSHED],
+              (unsigned long long)as.duplicates, (unsigned long long)as.late,
+              (unsigned long long)as.replaced, (unsigned long long)as.forced);
+    XLOG_INFO(MOD,
+              "service graph: %zu nodes, %zu edges; halves paired %llu, callers expired %llu, "
+              "callees expired %llu, late %llu, unresolved %llu",
+              gs.nodes, gs.edges, (unsigned long long)gs.paired,
+              (unsigned long long)gs.expired_callers, (unsigned long long)gs.expired_callees,
+              (unsigned long long)gs.late, (unsigned long long)gs.unresolved);
+}
+
 static void xrayd_destroy(struct xrayd *d)
 {
     xrayd_log_sampling(d); /* before its counters are freed */
+    xrayd_log_graph(d);
     sampling_authority_destroy(d->authority);
     xray_destroy(d->xray);
     credentials_chain_destroy(d->creds);

@@ -13,7 +13,8 @@
 #include "sampler/decision.h"
 #include "segment/scan.h"
 #include "stats.h"
-#include "trace/store.h"
+#include "pipeline.h"
+#include "util.h"
 #include "upstream/batcher.h"
 #include "upstream/telemetry.h"
 #include "upstream/upstream.h"
@@ -50,9 +51,9 @@ static unsigned memory_concurrency(unsigned c)
 size_t memory_worker_bytes(size_t capacity)
 {
     /* worker.c's two rings (capacity and capacity + 1 slots, rounded up to powers of
-     * two by queue.c) and pipeline.c's reused scanner view. */
+     * two by queue.c) and pipeline.c's two reused scanner views. */
     return (memory_pow2(capacity) + memory_pow2(capacity + 1)) * sizeof(void *) +
-           sizeof(struct segment_view) + sizeof(void *);
+           2 * sizeof(struct segment_view) + sizeof(void *);
 }
 
 size_t memory_udp_bytes(void)
@@ -108,18 +109,46 @@ static size_t memory_upload_used(const void *ctx)
     return upstream_scratch_bytes(ctx);
 }
 
-static size_t memory_store_used(const void *ctx)
+/* The worker's parts: the loop reads what the worker published, never the parts. */
+static size_t memory_meter_used(const void *ctx)
 {
-    struct store_stats ss;
-    store_get_stats(ctx, &ss);
-    return ss.bytes_used;
+    return atomic_load(&((const struct pipeline_meter *)ctx)->used);
 }
 
-static uint64_t memory_store_evicted(const void *ctx)
+static uint64_t memory_meter_refused(const void *ctx)
 {
-    struct store_stats ss;
-    store_get_stats(ctx, &ss);
-    return ss.evicted_documents;
+    return atomic_load(&((const struct pipeline_meter *)ctx)->refused);
+}
+
+static int memory_register_worker_parts(struct budgets *bs, const struct pipeline *pl)
+{
+    static const struct {
+        enum pipeline_part part;
+        const char *name, *setting, *policy;
+    } parts[] = {
+        {PIPELINE_ASSEMBLY, "assembly", "--assembly-memory",
+         "the oldest trace is completed early (evicted)"},
+        {PIPELINE_TAIL, "tail", "--tail-memory",
+         "the oldest trace is decided at once by the sampling rules and uploaded"},
+        {PIPELINE_GRAPH, "graph", "--graph-memory", "the oldest minutes are dropped"},
+        {PIPELINE_STORE, "store", "--store-memory", "the oldest traces are evicted"},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(parts) && rc == 0; i++) {
+        const struct pipeline_meter *m = pipeline_meter(pl, parts[i].part);
+        if (m->limit == 0)
+            continue;
+        rc = budgets_add(bs, &(struct budget){
+                                 .name = parts[i].name,
+                                 .setting = parts[i].setting,
+                                 .policy = parts[i].policy,
+                                 .limit = m->limit,
+                                 .used = memory_meter_used,
+                                 .refused = memory_meter_refused,
+                                 .ctx = m,
+                             });
+    }
+    return rc;
 }
 
 /* The client does not count its bytes: what its calls in flight may hold. */
@@ -202,19 +231,8 @@ int memory_register(struct budgets *bs, const struct memory_parts *p)
         http_server_budget(p->http, &b);
         rc = budgets_add(bs, &b);
     }
-    if (rc == 0 && p->store != NULL) {
-        struct store_stats ss;
-        store_get_stats(p->store, &ss);
-        rc = budgets_add(bs, &(struct budget){
-                                 .name = "store",
-                                 .setting = "--store-memory",
-                                 .policy = "the oldest traces are evicted",
-                                 .limit = ss.max_bytes,
-                                 .used = memory_store_used,
-                                 .refused = memory_store_evicted,
-                                 .ctx = p->store,
-                             });
-    }
+    if (rc == 0 && p->pipeline != NULL)
+        rc = memory_register_worker_parts(bs, p->pipeline);
     if (rc == 0 && p->telemetry != NULL)
         rc = budgets_add(bs, &(struct budget){
                                  .name = "telemetry",

@@ -13,7 +13,7 @@
 struct pool;
 struct stats;
 struct upstream;
-struct store;
+struct pipeline;
 struct http_server;
 struct http_client;
 struct telemetry;
@@ -27,8 +27,8 @@ struct memory_parts {
     size_t worker_capacity; /* what worker_start() was given; 0: no worker */
     bool udp;               /* the UDP receiver runs */
     const struct upstream *upstream;
-    unsigned concurrency; /* the configured Concurrency */
-    const struct store *store;
+    unsigned concurrency;            /* the configured Concurrency */
+    const struct pipeline *pipeline; /* the worker's parts: assembly, tail, graph, store */
     const struct http_server *http;
     const struct http_client *http_client;
     const struct telemetry *telemetry;

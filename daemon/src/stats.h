@@ -37,10 +37,12 @@ extern const char *const stats_reject_labels[STATS_REJECT__COUNT];
 /* What the sampling decision (--sampling-head, --full-fidelity) made of a new trace.
  * X(name, metric label) */
 #define STATS_DECISION_MAP(X)                                                                      \
-    X(KEPT_QUOTA, "kept_quota")       /* within its rule's ReservoirSize this second */            \
-    X(KEPT_RATE, "kept_rate")         /* reservoir used up; the FixedRate draw kept it */          \
-    X(KEPT_NO_RULES, "kept_no_rules") /* no rules to decide with yet: kept */                      \
-    X(DROPPED_RATE, "dropped_rate")   /* reservoir used up; the FixedRate draw dropped it */
+    X(KEPT_QUOTA, "kept_quota")               /* within its rule's ReservoirSize this second */    \
+    X(KEPT_RATE, "kept_rate")                 /* reservoir used up; the FixedRate draw kept it */  \
+    X(KEPT_NO_RULES, "kept_no_rules")         /* no rules to decide with yet: kept */              \
+    X(KEPT_TAIL_ERROR, "kept_tail_error")     /* --tail-errors: a fault, error or throttle */      \
+    X(KEPT_TAIL_LATENCY, "kept_tail_latency") /* --tail-latency: the root was slower */            \
+    X(DROPPED_RATE, "dropped_rate")           /* reservoir used up; the FixedRate draw dropped it */
 
 enum stats_decision {
 #define X(name, label) STATS_DECISION_##name,

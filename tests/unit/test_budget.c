@@ -19,6 +19,7 @@
 #include "ingest/pool.h"
 #include "ingest/udp.h"
 #include "memory.h"
+#include "pipeline.h"
 #include "sampler/decision.h"
 #include "stats.h"
 #include "trace/store.h"
@@ -183,13 +184,16 @@ static void test_memory_register(void **state)
     assert_non_null(pool);
     assert_non_null(store);
     assert_non_null(http);
+    struct pipeline *pl = pipeline_create(&st);
+    assert_non_null(pl);
+    pipeline_set_store(pl, store);
     struct budgets bs;
     budgets_init(&bs);
     struct memory_parts p = {.pool = pool,
                              .stats = &st,
                              .worker_capacity = 8192,
                              .udp = true,
-                             .store = store,
+                             .pipeline = pl,
                              .http = http,
                              .concurrency = 8,
                              .decision = dec};
@@ -244,6 +248,7 @@ static void test_memory_register(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     decision_destroy(dec);
+    pipeline_destroy(pl);
     store_destroy(store);
     pool_destroy(pool);
 }

@@ -193,11 +193,12 @@ struct burst_rig {
     bool closed;
 };
 
-static void rig_process(struct doc *doc, void *ctx)
+static bool rig_process(struct doc *doc, void *ctx)
 {
     struct burst_rig *r = ctx;
     doc->reject = -1;
     atomic_fetch_add(&r->processed, 1);
+    return true;
 }
 
 static void rig_closed(void *data)

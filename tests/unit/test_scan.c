@@ -598,6 +598,25 @@ static void test_scan_document_fields(void **state)
     }
 }
 
+static void test_scan_document_traced_and_sql(void **state)
+{
+    (void)state;
+    /* traced: at the top (Node) or in http.request (Python, Java); sql: an object. */
+    assert_int_equal(scan("{" SEG ",\"subsegments\":[{\"id\":\"a\",\"traced\":true},"
+                          "{\"id\":\"b\",\"http\":{\"request\":{\"traced\":true}}},"
+                          "{\"id\":\"c\",\"traced\":\"true\",\"sql\":\"x\"},"
+                          "{\"id\":\"d\",\"sql\":{\"url\":\"pg://db\"}},"
+                          "{\"id\":\"e\",\"metadata\":{\"traced\":true,\"sql\":{}}}]}"),
+                     0);
+    assert_int_equal(view.nsub, 5);
+    assert_false(view.seg.traced || view.seg.sql);
+    assert_true(view.sub[0].traced && !view.sub[0].sql);
+    assert_true(view.sub[1].traced);
+    assert_false(view.sub[2].traced || view.sub[2].sql);
+    assert_true(view.sub[3].sql && !view.sub[3].traced);
+    assert_false(view.sub[4].traced || view.sub[4].sql);
+}
+
 static void test_scan_document_annotations(void **state)
 {
     (void)state;
@@ -813,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_scan_document_duplicate_keys),
         cmocka_unit_test(test_scan_document_lookalikes),
         cmocka_unit_test(test_scan_document_fields),
+        cmocka_unit_test(test_scan_document_traced_and_sql),
         cmocka_unit_test(test_scan_document_annotations),
         cmocka_unit_test(test_scan_document_subsegment_limit),
         cmocka_unit_test(test_scan_document_error_position),

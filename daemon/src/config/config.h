@@ -48,6 +48,15 @@ struct config {
     char *sampling_rules;     /* --sampling-rules FILE; "" = none (sampling.md, "Who answers") */
     bool sampling_head;       /* --sampling-head: one decision per trace before upload */
     bool full_fidelity;       /* --full-fidelity: SDKs send all, xrayd applies the rules */
+    bool tail_errors;         /* --tail-errors: keep traces with a fault, error or throttle */
+    int tail_latency_ms;      /* --tail-latency: keep traces slower than this; 0 = off */
+    int tail_mb;              /* --tail-memory: documents waiting for a tail decision */
+    int trace_window_s;       /* --trace-window: assembly idle window and pairing window */
+    int assembly_mb;          /* --assembly-memory: traces being assembled */
+    int graph_mb;             /* --graph-memory: the service graph */
+    int graph_retention_min;  /* --graph-retention: minutes of graph statistics kept */
+    bool local_api;           /* --local-api: store and read API with the aws upstream too */
+    char *store_dir;          /* --store-dir; "" = the store is memory only */
 
     /* Actions rather than settings. */
     bool show_help;          /* -h */

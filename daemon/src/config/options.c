@@ -129,6 +129,35 @@ const struct options_entry options_table[] = {
      "Serve SDKs the rules at FixedRate 1.0 so they send every segment, and apply the real "
      "rules per trace before upload (as --sampling-head). Needs xrayd to answer the sampling "
      "calls: --sampling-rules, or the local upstream."},
+    {"tail-errors", 0, "Xrayd.TailErrors", OPTIONS_BOOL, "false", F(tail_errors), 0, 0, 0, 0, NULL,
+     "Tail sampling: keep every trace with a fault, error or throttle. Its documents wait "
+     "for the trace to complete (--trace-window) before upload; the others follow the "
+     "sampling rules."},
+    {"tail-latency", 0, "Xrayd.TailLatencyMs", OPTIONS_INT, "0", F(tail_latency_ms), 0, 0, 3600000,
+     0, "MS",
+     "Tail sampling: keep every trace whose root took longer than MS milliseconds; 0 = off."},
+    {"tail-memory", 0, "Xrayd.TailMemoryMB", OPTIONS_INT, "8", F(tail_mb), 0, 1, 1 << 20, 0, "MB",
+     "Memory in MB for documents waiting for a tail decision; when full, the oldest trace "
+     "is decided at once by the sampling rules and uploaded (counted as forced)."},
+    {"trace-window", 0, "Xrayd.TraceWindowSeconds", OPTIONS_INT, "10", F(trace_window_s), 0, 1,
+     3600, 0, "S",
+     "Seconds a trace waits for more documents after its last one before it is complete, "
+     "and a service-graph half waits for its partner."},
+    {"assembly-memory", 0, "Xrayd.AssemblyMemoryMB", OPTIONS_INT, "16", F(assembly_mb), 0, 1,
+     1 << 20, 0, "MB",
+     "Memory in MB for traces being assembled; when full, the oldest is completed early "
+     "(counted as evicted)."},
+    {"graph-memory", 0, "Xrayd.GraphMemoryMB", OPTIONS_INT, "16", F(graph_mb), 0, 1, 1 << 20, 0,
+     "MB", "Memory in MB for the service graph; when full, its oldest minutes are dropped."},
+    {"graph-retention", 0, "Xrayd.GraphRetentionMinutes", OPTIONS_INT, "60", F(graph_retention_min),
+     0, 1, 10080, 0, "MIN",
+     "Minutes of service-graph statistics kept, per minute, for time-range queries."},
+    {"local-api", 0, "Xrayd.LocalAPI", OPTIONS_BOOL, "false", F(local_api), 0, 0, 0, 0, NULL,
+     "Keep traces and serve the X-Ray read API on the API address also when uploading to "
+     "AWS (always on with the local upstream)."},
+    {"store-dir", 0, "Xrayd.StoreDir", OPTIONS_STRING, "", F(store_dir), 0, 0, 0, 0, "DIR",
+     "Directory where the embedded store keeps what it accepted, so a restart loses none "
+     "of it; unset: memory only."},
 };
 const size_t options_count = sizeof(options_table) / sizeof(options_table[0]);
 

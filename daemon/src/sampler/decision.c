@@ -299,6 +299,20 @@ bool decision_decide(struct decision *d, const char *trace_id,
     return keep;
 }
 
+void decision_keep(struct decision *d, const char *trace_id, enum stats_decision why,
+                   uint64_t now_ms)
+{
+    uint64_t hi, lo;
+    decision_key(trace_id, &hi, &lo);
+    stats_add(&d->stats->decisions[why], 1);
+    decision_remember(d, hi, lo, (uint32_t)(now_ms / 1000), RULE_NONE, true);
+}
+
+void decision_count_docs(struct decision *d, bool keep, uint64_t n)
+{
+    stats_add(keep ? &d->stats->sampled_kept : &d->stats->sampled_out, n);
+}
+
 /* ---- reading ---- */
 
 size_t decision_held(const struct decision *d)

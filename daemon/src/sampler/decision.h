@@ -63,6 +63,14 @@ int decision_lookup(struct decision *d, const char *trace_id, uint64_t now_ms);
 bool decision_decide(struct decision *d, const char *trace_id,
                      const struct xray_sampling_request *req, uint64_t now_ms);
 
+/* Remembers trace_id as kept whatever the rules say (a tail option kept it) and counts
+ * the decision under why; no document is counted. */
+void decision_keep(struct decision *d, const char *trace_id, enum stats_decision why,
+                   uint64_t now_ms);
+/* Counts n documents that followed a decision without a lookup: the documents held
+ * for a tail decision, released once it was made. */
+void decision_count_docs(struct decision *d, bool keep, uint64_t n);
+
 /* Traces remembered now, and the table's capacity. Any thread. */
 size_t decision_held(const struct decision *d);
 size_t decision_capacity(const struct decision *d);

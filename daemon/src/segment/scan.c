@@ -69,6 +69,8 @@ enum scan_field {
     F_ERROR,
     F_THROTTLE,
     F_FAULT,
+    F_TRACED,
+    F_SQL,
     F_HTTP,
     F_REQUEST,
     F_RESPONSE,
@@ -111,6 +113,7 @@ static enum scan_field scan_key(int ctx, const char *k, uint32_t n)
             break;
         case 3:
             SCAN_KEY("aws", F_AWS);
+            SCAN_KEY("sql", F_SQL);
             break;
         case 4:
             SCAN_KEY("name", F_NAME);
@@ -124,6 +127,7 @@ static enum scan_field scan_key(int ctx, const char *k, uint32_t n)
             break;
         case 6:
             SCAN_KEY("origin", F_ORIGIN);
+            SCAN_KEY("traced", F_TRACED); /* Node puts it here, other SDKs in http.request */
             break;
         case 8:
             SCAN_KEY("trace_id", F_TRACE_ID);
@@ -155,8 +159,10 @@ static enum scan_field scan_key(int ctx, const char *k, uint32_t n)
     case CTX_REQ:
         if (n == 3)
             SCAN_KEY("url", F_URL);
-        if (n == 6)
+        if (n == 6) {
             SCAN_KEY("method", F_METHOD);
+            SCAN_KEY("traced", F_TRACED);
+        }
         if (n == 9)
             SCAN_KEY("client_ip", F_CLIENT_IP);
         if (n == 10)
@@ -374,7 +380,8 @@ member : {
     case F_IN_PROGRESS:
     case F_ERROR:
     case F_THROTTLE:
-    case F_FAULT: {
+    case F_FAULT:
+    case F_TRACED: {
         bool t = scan_lex_lit(&s, p, "true", 4);
         if (t)
             p += 4;
@@ -386,10 +393,15 @@ member : {
             seg->error = t;
         else if (f == F_THROTTLE)
             seg->throttle = t;
+        else if (f == F_TRACED)
+            seg->traced = t;
         else
             seg->fault = t;
         goto next_member;
     }
+    case F_SQL:
+        seg->sql = *p == '{';
+        goto skip;
     case F_HTTP:
         memset(&seg->http, 0, sizeof(seg->http));
         seg->http.response.status = SCAN_STATUS_NONE;

@@ -62,6 +62,8 @@ struct scan_segment {
     double end_time;   /* valid when has_end_time */
     bool has_start_time, has_end_time;
     bool in_progress, error, throttle, fault; /* true only when the value is JSON true */
+    bool traced;        /* "traced": true, at the top (Node) or in http.request (the others) */
+    bool sql;           /* an "sql" object is present: a database call */
     int16_t parent;     /* in segment_view.sub[]: index of the parent there, -1 = the document */
     uint16_t ann_first; /* annotations: segment_view.ann[ann_first .. ann_first+ann_count) */
     uint16_t ann_count;

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The service graph's rules (service-graph.md): which node a document counts on, which
+ * edge a caller's call and its callee's segment make together, and what happens to the
+ * halves that do not meet in time. Storage and its budget are graph_table.c's, the
+ * JSON graph_json.c's. It never parses documents: it reads their digests.
+ *
+ * How it works: a whole trace arrives at once. Pass one maps every id the trace's
+ * documents hold (segment ids, nested subsegment ids, call ids) to its document, in a
+ * scratch table reused between traces. Pass two counts each segment on its node and
+ * pairs it with its parent through the map (an edge from the caller's service). Pass
+ * three turns the calls nothing paired with into edges to inferred nodes. Each step
+ * is O(1), so a trace costs O(its documents + ids + calls). */
+#include "graph/graph.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph_edges.h"
+#include "graph/graph_idmap.h"
+#include "graph/graph_json.h"
+#include "graph/graph_table.h"
+
+#define GRAPH_RETENTION_MIN_DEFAULT 60
+#define GRAPH_WINDOW_MS_DEFAULT     10000 /* service-graph.md: the pairing window, 10 s */
+#define GRAPH_DEPTH_MAX             64    /* streamed subsegments nested deeper: unresolved */
+#define GRAPH_IDS_MAX               65536 /* ids mapped per trace; the rest counted */
+#define GRAPH_IDMAP_SLOTS           1024  /* kept between traces: 512 ids */
+#define GRAPH_IDMAP_SHARE           8     /* the map may take an eighth of the budget */
+#define GRAPH_FUTURE_S              60.0  /* a start this far past now is still believed */
+
+struct graph {
+    struct graph_table t;
+    struct graph_idmap small; /* for most traces; kept */
+    struct graph_idmap big;   /* for a large trace; freed after it */
+    struct graph_idmap *map;  /* the one in use */
+    size_t map_slots_max;
+    uint32_t retention_min;
+    uint64_t window_ms;
+    uint64_t paired, expired_callers, expired_callees, late, unresolved;
+    uint64_t ids_overflow;
+};
+
+static size_t graph_pow2_below(size_t n)
+{
+    size_t p = 1;
+    while (p * 2 <= n)
+        p *= 2;
+    return p;
+}
+
+struct graph *graph_create(const struct graph_options *o)
+{
+    size_t max = o->max_bytes < GRAPH_MIN_BYTES ? GRAPH_MIN_BYTES : o->max_bytes;
+    struct graph *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    if (graph_table_init(&g->t, max) != 0) {
+        free(g);
+        return NULL;
+    }
+    g->retention_min = o->retention_min ? o->retention_min : GRAPH_RETENTION_MIN_DEFAULT;
+    g->window_ms = o->window_ms ? o->window_ms : GRAPH_WINDOW_MS_DEFAULT;
+    size_t slots = graph_pow2_below(max / GRAPH_IDMAP_SHARE / sizeof(struct graph_idmap_slot));
+    g->map_slots_max = slots < 2 * GRAPH_IDS_MAX ? slots : 2 * GRAPH_IDS_MAX;
+    size_t small = g->map_slots_max < GRAPH_IDMAP_SLOTS ? g->map_slots_max : GRAPH_IDMAP_SLOTS;
+    if (graph_idmap_init(&g->small, small, g->t.seed) != 0) {
+        graph_table_destroy(&g->t);
+        free(g);
+        return NULL;
+    }
+    g->map = &g->small;
+    g->t.bytes_used += sizeof(*g) + graph_idmap_bytes(&g->small);
+    return g;
+}
+
+void graph_destroy(struct graph *g)
+{
+    if (g == NULL)
+        return;
+    graph_idmap_destroy(&g->small);
+    graph_idmap_destroy(&g->big);
+    graph_table_destroy(&g->t);
+    free(g);
+}
+
+/* The minute a (sub)segment's statistics go under: its start's, unless the start is
+ * outside what the graph keeps (a clock far off, a replayed document), then now's. */
+static uint32_t graph_minute(const struct graph *g, double t, double now_s)
+{
+    if (!(t >= now_s - 60.0 * g->retention_min && t <= now_s + GRAPH_FUTURE_S))
+        t = now_s;
+    if (!(t >= 0))
+        return 0;
+    double m = floor(t / 60.0);
+    return m >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+static bool graph_complete(const struct digest_doc *d)
+{
+    return !(d->flags & DIGEST_IN_PROGRESS) && d->end != 0;
+}
+
+/* ---- the id map ---- */
+
+/* Picks a map big enough for the trace when the kept one is not (and the budget
+ * allows it), then maps its ids. A call's id is mapped after the plain ids, so that
+ * a streamed subsegment which is itself a call is found as the call. */
+static void graph_map_build(struct graph *g, const struct digest_doc *docs, uint32_t minute)
+{
+    size_t need = 0;
+    for (const struct digest_doc *d = docs; d != NULL; d = d->next)
+        need += 1u + d->nids + d->ncalls;
+    if (need > GRAPH_IDS_MAX)
+        need = GRAPH_IDS_MAX;
+    g->map = &g->small;
+    if (need > g->small.max_used) {
+        size_t slots = graph_pow2_below(2 * need);
+        slots = slots < 2 * need ? slots * 2 : slots;
+        if (slots > g->map_slots_max)
+            slots = g->map_slots_max;
+        size_t bytes = slots * sizeof(struct graph_idmap_slot);
+        if (slots > g->small.mask + 1 && graph_table_reserve(&g->t, bytes, minute) == 0 &&
+            graph_idmap_init(&g->big, slots, g->t.seed) == 0) {
+            g->t.bytes_used += bytes;
+            g->map = &g->big;
+        }
+    }
+    graph_idmap_clear(g->map);
+    for (const struct digest_doc *d = docs; d != NULL; d = d->next) {
+        if (d->id != 0)
+            graph_idmap_put(g->map, d->id, d, -1);
+        for (size_t i = 0; i < d->nids; i++)
+            if (d->ids[i] != 0)
+                graph_idmap_put(g->map, d->ids[i], d, -1);
+    }
+    for (const struct digest_doc *d = docs; d != NULL; d = d->next)
+        for (size_t i = 0; i < d->ncalls && i <= INT16_MAX; i++)
+            if (d->calls[i].id != 0)
+                graph_idmap_put(g->map, d->calls[i].id, d, (int)i);
+}
+
+static void graph_map_done(struct graph *g)
+{
+    g->ids_overflow += g->map->overflow;
+    g->map->overflow = 0;
+    if (g->map == &g->big) {
+        g->t.bytes_used -= graph_idmap_bytes(&g->big);
+        graph_idmap_destroy(&g->big);
+        g->map = &g->small;
+    }
+}
+
+/* The segment whose service d belongs to: d itself, or for a streamed subsegment the
+ * segment its parent_id chain leads to. NULL when the chain breaks or is too deep. */
+static const struct digest_doc *graph_service_of(const struct graph *g, const struct digest_doc *d)
+{
+    for (int depth = 0; depth <= GRAPH_DEPTH_MAX; depth++) {
+        if (!(d->flags & DIGEST_SUBSEGMENT))
+            return d;
+        const struct graph_idmap_slot *s = graph_idmap_find(g->map, d->parent_id);
+        if (s == NULL)
+            return NULL;
+        d = s->doc;
+    }
+    return NULL;
+}
+
+/* ---- keys and samples ---- */
+
+static const char *graph_origin(const struct digest_doc *seg)
+{
+    return seg->origin != NULL ? seg->origin : "";
+}
+
+static struct graph_key graph_key_of(const struct graph *g, const struct digest_doc *seg)
+{
+    return graph_table_key(&g->t, seg->name, graph_origin(seg), GRAPH_NODE_ACTIVE);
+}
+
+static bool graph_same_service(const struct digest_doc *a, const struct digest_doc *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(graph_origin(a), graph_origin(b)) == 0;
+}
+
+static struct graph_sample graph_doc_sample(const struct graph *g, const struct digest_doc *d,
+                                            double now_s)
+{
+    return (struct graph_sample){d->status, d->end - d->start, graph_minute(g, d->start, now_s)};
+}
+
+static struct graph_sample graph_call_sample(const struct graph *g, const struct digest_call *c,
+                                             double now_s)
+{
+    return (struct graph_sample){c->status, c->end - c->start, graph_minute(g, c->start, now_s)};
+}
+
+static bool graph_nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* The node a call nobody answered leads to. A traced call expected an instrumented
+ * callee, so it is named after the subsegment; an aws or remote call after its
+ * resource (digest_build fills the table, queue or host and its type). tmp holds a
+ * type made up when the digest has none. */
+static struct graph_key graph_inferred_key(const struct graph *g, const struct digest_call *c,
+                                           char *tmp, size_t n)
+{
+    const char *name = c->name != NULL ? c->name : "", *type = c->resource_type;
+    if (!c->traced && graph_nonempty(c->resource))
+        name = c->resource;
+    if (!graph_nonempty(type)) {
+        if (c->ns == DIGEST_NS_AWS) {
+            snprintf(tmp, n, "AWS::%s", c->name != NULL ? c->name : "");
+            type = tmp;
+        } else {
+            type = "remote";
+        }
+    }
+    return graph_table_key(&g->t, name, type, GRAPH_NODE_INFERRED);
+}
+
+static enum graph_conn graph_inferred_conn(const struct digest_call *c, const char *type)
+{
+    if (c->sql)
+        return GRAPH_CONN_DATABASE;
+    if (strcmp(type, "AWS::SQS::Queue") == 0 || strcmp(type, "AWS::SNS::Topic") == 0 ||
+        strcmp(type, "AWS::Kinesis::Stream") == 0)
+        return GRAPH_CONN_MESSAGING;
+    return GRAPH_CONN_VIRTUAL_NODE;
+}
+
+/* ---- pairing ---- */
+
+/* s's parent is nowhere in the trace: in a late trace it came with the earlier part
+ * (whose window has closed); otherwise its caller reports elsewhere or never will. */
+static void graph_no_caller(struct graph *g, bool late)
+{
+    if (late)
+        g->late++;
+    else
+        g->expired_callees++;
+}
+
+/* Pairs segment s (of key to) with the call (or other subsegment) its parent_id names. */
+static void graph_pair(struct graph *g, const struct digest_doc *s, const struct graph_key *to,
+                       bool late, double now_s)
+{
+    struct graph_idmap_slot *p = graph_idmap_find(g->map, s->parent_id);
+    const struct digest_doc *caller = p != NULL ? graph_service_of(g, p->doc) : NULL;
+    if (caller == NULL) {
+        /* Parent missing, or its document's own service unknown: either way no caller
+         * service to draw the edge from. */
+        graph_no_caller(g, late);
+        return;
+    }
+    struct graph_sample own = graph_doc_sample(g, s, now_s);
+    if (graph_same_service(caller, s)) {
+        /* A service calling itself draws no loop; the call is answered all the same,
+         * so it does not become an inferred node either. */
+        if (p->call >= 0)
+            p->flags |= GRAPH_IDMAP_SAME;
+        return;
+    }
+    if (p->call < 0) {
+        /* The parent is a plain subsegment or the caller's segment itself: there is no
+         * client view of the request, so the edge gets the callee's own statistics. */
+        struct graph_key from = graph_key_of(g, caller);
+        graph_table_count_edge(&g->t, &from, to, GRAPH_CONN_SERVICE, &own);
+        return;
+    }
+    const struct digest_call *c = &p->doc->calls[p->call];
+    uint64_t a = s->arrived_ms, b = p->doc->arrived_ms;
+    if (a > b && a - b > g->window_ms) {
+        /* The call's window closed before its callee came: the call stands on its own
+         * (an inferred edge in pass three); this half is late and draws nothing. */
+        g->late++;
+        return;
+    }
+    if (b > a && b - a > g->window_ms) {
+        /* The callee waited in vain and expired; the call, come too late, draws
+         * nothing, so one request never makes two edges. */
+        g->expired_callees++;
+        g->late++;
+        p->flags |= GRAPH_IDMAP_LATE;
+        return;
+    }
+    struct graph_key from = graph_key_of(g, caller);
+    if ((p->flags & GRAPH_IDMAP_PAIRED) || c->in_progress || c->end == 0) {
+        /* A second callee of one call (a retry the caller did not record), or a call
+         * with no end of its own: the callee's statistics are all there is. */
+        graph_table_count_edge(&g->t, &from, to, GRAPH_CONN_SERVICE, &own);
+        p->flags |= GRAPH_IDMAP_PAIRED;
+        return;
+    }
+    p->flags |= GRAPH_IDMAP_PAIRED;
+    g->paired++;
+    /* The edge is the caller's view of the request: network and queueing included. */
+    struct graph_sample cs = graph_call_sample(g, c, now_s);
+    graph_table_count_edge(&g->t, &from, to, c->sql ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE,
+                           &cs);
+}
+
+/* Pass two for one segment: its node (server view), then who called it. */
+static void graph_add_segment(struct graph *g, const struct digest_doc *s, bool late, double now_s)
+{
+    struct graph_key k = graph_key_of(g, s);
+    struct graph_sample own = graph_doc_sample(g, s, now_s);
+    graph_table_count_node(&g->t, &k, &own);
+    if (s->parent_id != 0) {
+        graph_pair(g, s, &k, late, now_s);
+        return;
+    }
+    /* A root: its callers are outside the traced system; X-Ray draws them as a client
+     * node named after the root, whose edge carries the root's own statistics. */
+    struct graph_key client = graph_table_key(&g->t, s->name, "client", GRAPH_NODE_CLIENT);
+    graph_table_count_edge(&g->t, &client, &k, GRAPH_CONN_SERVICE, &own);
+}
+
+/* Pass three for one document: its calls that no callee answered in time lead to
+ * inferred nodes, which count them as their own too (nobody else reports them). */
+static void graph_add_calls(struct graph *g, const struct digest_doc *d, double now_s)
+{
+    const struct digest_doc *svc = graph_service_of(g, d);
+    if (svc == NULL) {
+        g->unresolved++;
+        return;
+    }
+    struct graph_key from = {0};
+    for (size_t i = 0; i < d->ncalls; i++) {
+        const struct digest_call *c = &d->calls[i];
+        if (c->in_progress || c->end == 0)
+            continue;
+        const struct graph_idmap_slot *p = graph_idmap_find(g->map, c->id);
+        if (p != NULL && p->doc == d && p->call == (int)i && p->flags != 0)
+            continue;
+        g->expired_callers++;
+        if (from.name == NULL) /* most documents have no call left: key them lazily */
+            from = graph_key_of(g, svc);
+        char tmp[DIGEST_NAME_MAX + 8];
+        struct graph_key to = graph_inferred_key(g, c, tmp, sizeof(tmp));
+        struct graph_sample cs = graph_call_sample(g, c, now_s);
+        graph_table_count_node(&g->t, &to, &cs);
+        graph_table_count_edge(&g->t, &from, &to, graph_inferred_conn(c, to.type), &cs);
+    }
+}
+
+void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, double now_s)
+{
+    graph_map_build(g, docs, graph_minute(g, now_s, now_s));
+    for (const struct digest_doc *d = docs; d != NULL; d = d->next)
+        if (graph_complete(d) && !(d->flags & DIGEST_SUBSEGMENT))
+            graph_add_segment(g, d, late, now_s);
+    for (const struct digest_doc *d = docs; d != NULL; d = d->next)
+        if (graph_complete(d))
+            graph_add_calls(g, d, now_s);
+    graph_map_done(g);
+}
+
+void graph_expire(struct graph *g, double now_s)
+{
+    uint32_t now_min = graph_minute(g, now_s, now_s);
+    graph_table_expire(&g->t, now_min > g->retention_min ? now_min - g->retention_min : 0);
+}
+
+/* limit 0 means no limit: a page that can never end would loop its caller forever. */
+int graph_write_services(const struct graph *g, double start_s, double end_s, size_t first,
+                         size_t limit, struct buf *out, size_t *next)
+{
+    return graph_json_services(&g->t, start_s, end_s, first, limit, out, next);
+}
+
+void graph_get_stats(const struct graph *g, struct graph_stats *out)
+{
+    *out = (struct graph_stats){
+        .nodes = g->t.nodes,
+        .edges = g->t.edges,
+        .bytes_used = g->t.bytes_used,
+        .max_bytes = g->t.max_bytes,
+        .paired = g->paired,
+        .expired_callers = g->expired_callers,
+        .expired_callees = g->expired_callees,
+        .late = g->late,
+        .unresolved = g->unresolved,
+        .dropped = g->t.dropped,
+        .evicted_minutes = g->t.evicted_minutes,
+    };
+}
+
+/* ---- graph_edges.h ---- */
+
+const char *graph_conn_name(enum graph_conn c)
+{
+    switch (c) {
+    case GRAPH_CONN_VIRTUAL_NODE:
+        return "virtual_node";
+    case GRAPH_CONN_MESSAGING:
+        return "messaging_system";
+    case GRAPH_CONN_DATABASE:
+        return "database";
+    default:
+        return "";
+    }
+}
+
+int graph_edge_conn(const struct graph *g, const char *src_name, const char *src_type,
+                    const char *dst_name, const char *dst_type)
+{
+    const struct graph_node *a = graph_table_find_node(&g->t, src_name, src_type);
+    const struct graph_node *b = graph_table_find_node(&g->t, dst_name, dst_type);
+    const struct graph_edge *e = a != NULL && b != NULL ? graph_table_find_edge(&g->t, a, b) : NULL;
+    return e != NULL ? e->conn : -ENOENT;
+}
+
+void graph_foreach_edge(const struct graph *g,
+                        void (*cb)(void *ctx, const struct graph_edge_view *e), void *ctx)
+{
+    for (const struct graph_node *n = g->t.first; n != NULL; n = n->next)
+        for (const struct graph_edge *e = n->out; e != NULL; e = e->out_next) {
+            struct graph_edge_view v = {n->name,      n->type, e->dst->name,
+                                        e->dst->type, e->conn, (n->flags & GRAPH_NODE_CLIENT) != 0};
+            cb(ctx, &v);
+        }
+}
+
+uint64_t graph_ids_overflow(const struct graph *g)
+{
+    return g->ids_overflow;
+}
