@@ -436,7 +436,7 @@ static void pipeline_released(void *ctx, const char *trace_id, struct doc *docs)
 static void pipeline_closed(void *ctx, struct assembled_trace *t)
 {
     struct pipeline *p = ctx;
-    graph_add_trace(p->graph, t->docs, t->late, pipeline_epoch_s());
+    graph_add_trace(p->graph, t->docs, t->late, pipeline_epoch_s(), pipeline_mono_ms());
     if (t->held == NULL)
         return;
     struct doc *docs = t->held;
@@ -459,6 +459,8 @@ void pipeline_idle(void *ctx, uint64_t now_ms)
     struct pipeline *p = ctx;
     if (p->assembler != NULL)
         assembler_sweep(p->assembler, now_ms);
+    if (p->graph != NULL)
+        graph_tick(p->graph, now_ms, pipeline_epoch_s());
     if (p->graph != NULL && now_ms - p->last_expire_ms >= PIPELINE_EXPIRE_MS) {
         graph_expire(p->graph, pipeline_epoch_s());
         p->last_expire_ms = now_ms;
@@ -475,6 +477,8 @@ void pipeline_flush(void *ctx)
     struct pipeline *p = ctx;
     if (p->assembler != NULL)
         assembler_flush(p->assembler);
+    if (p->graph != NULL)
+        graph_flush_pending(p->graph, pipeline_epoch_s());
     if (p->store != NULL)
         store_sync(p->store);
     pipeline_publish(p);

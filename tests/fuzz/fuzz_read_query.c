@@ -76,7 +76,8 @@ static void fz_init(void)
             *tail = d;
             tail = &d->next;
         }
-        graph_add_trace(fz_graph, head, false, 1700000000.0);
+        graph_add_trace(fz_graph, head, false, 1700000000.0, 0);
+        graph_flush_pending(fz_graph, 1700000000.0);
         while (head != NULL) {
             struct digest_doc *next = head->next;
             free(head);

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Memory under a flood (daemon-compat.md "Memory", docs/memory.md).
 
+Each datagram is a trace of its own that never completes on its own, so trace
+assembly fills its budget too and evicts (counted in the exit log line).
+
 xrayd runs with -m 8 and the aws upstream pointed at a fake X-Ray endpoint
 (fakes/xray_faults.py) that refuses every connection. For FLOOD_S seconds a sender
 process offers UDP segments as fast as a Python loop can, while HTTP clients post
@@ -57,9 +60,11 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
 now = int(time.time())
 pad = "x" * 700
+# Every datagram a trace of its own whose root never comes: each waits in the
+# assembler for its window, so the assembly budget fills and the oldest are evicted.
 tmpl = ('{"format":"json","version":1}\n{"trace_id":"1-%08x-%%024x","id":"%%016x",'
-        '"name":"flood","start_time":%d.5,"end_time":%d.75,"annotations":{"pad":"%s"}}'
-        % (now, now, now, pad))
+        '"parent_id":"00000000000000aa","name":"flood","start_time":%d.5,"end_time":%d.75,'
+        '"annotations":{"pad":"%s"}}' % (now, now, now, pad))
 n = 0
 end = time.monotonic() + seconds
 addr = ("127.0.0.1", port)
@@ -228,7 +233,10 @@ class FloodTest(harness.IntegrationCase):
         fake.go_down()
         env = {"AWS_ENDPOINT_URL_XRAY": fake.url, "AWS_ACCESS_KEY_ID": "AKIDTEST",
                "AWS_SECRET_ACCESS_KEY": "secret"}
+        # The smallest assembly budget: the few documents the full buffer lets through
+        # are enough to overflow it.
         x = self.start_xrayd(harness.aws_args(5000) + ["-m", str(BUFFER_MB),
+                                                       "--assembly-memory", "1",
                                                        "--request-timeout", "500",
                                                        "-l", "info"], env)
         status, h = x.healthz()
@@ -236,7 +244,7 @@ class FloodTest(harness.IntegrationCase):
         mem = h["memory"]
         self.assertEqual(mem["buffer_max"], BUFFER_MB << 20)
         for name in ("buffer", "worker", "udp", "upload", "http_client", "http_server",
-                     "telemetry"):
+                     "telemetry", "assembly", "graph"):
             self.assertIn(name + "_max", mem)
         ceiling = fixed + mem["total_max"] + mem["buffer_max"] // alloc_div
 
@@ -281,17 +289,22 @@ class FloodTest(harness.IntegrationCase):
                            x.log())
         self.assertIsNotNone(totals, "no totals line in the log")
         received, delivered, spill, rejected = (int(v) for v in totals.groups())
+        traces = re.search(r"traces: (\d+) completed idle, (\d+) root done, (\d+) evicted",
+                           x.log())
+        self.assertIsNotNone(traces, "no trace assembly line in the log")
+        evicted = int(traces.group(3))
         peak_total = max((m["total"] for _, m, _ in flood_health if m), default=0)
         sys.stderr.write(
             "\nflood: %d datagrams offered in %d s, %d received, %d sent, %d spillover, "
             "%d rejected; HTTP answers %s (%d over memory budget, %d failed); "
             "peak RSS %.1f MiB (%d samples), VmHWM %.1f MiB, ceiling %.1f MiB, peak budget use "
-            "%.1f MiB; /healthz during the flood: %d samples, %d answered 200\n" % (
+            "%.1f MiB; /healthz during the flood: %d samples, %d answered 200; "
+            "traces evicted from assembly %d\n" % (
                 sent, FLOOD_S, received, delivered, spill, rejected,
                 dict(sorted(hammer.statuses.items())), hammer.over_budget, hammer.failures,
                 sampler.rss_max / 2**20, sampler.rss_samples, hwm / 2**20, ceiling / 2**20,
                 peak_total / 2**20, len(flood_health),
-                sum(1 for s, _, _ in flood_health if s == 200)))
+                sum(1 for s, _, _ in flood_health if s == 200), evicted))
 
         # Memory stayed within the documented ceiling (not for sanitizer builds).
         self.assertGreater(sampler.rss_samples, FLOOD_S * 5)
@@ -311,6 +324,8 @@ class FloodTest(harness.IntegrationCase):
         self.assertGreater(sent, 100000)
         self.assertGreater(spill, 0)
         self.assertGreater(hammer.over_budget, 0)
+        # Distinct trace ids past the assembly budget: the oldest completed early.
+        self.assertGreater(evicted, 0)
         spill_tel = sum(int(r.get("SegmentsSpilloverCount", 0)) for r in fake.telemetry_records())
         self.assertEqual(spill_tel, spill)
 

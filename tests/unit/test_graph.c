@@ -265,8 +265,20 @@ static void test_graph_chain(void **state)
     reset_pool();
     struct graph *g = mk(0, 0);
     graph_add_trace(g, web_api_db(DIGEST_OK, DIGEST_OK, DIGEST_OK, DIGEST_OK, DIGEST_OK), false,
-                    NOW);
+                    NOW, 0);
+    /* api's three calls nothing answered wait for their callee until their window
+     * closes (or the flush): no edge yet. */
+    struct graph_stats st;
+    graph_get_stats(g, &st);
+    assert_int_equal(st.pending, 3);
+    assert_int_equal(st.expired_callers, 0);
+    assert_int_equal(st.paired, 2);
     json_t *arr = services(g, T0 - 600, T0 + 600);
+    assert_int_equal(json_array_size(arr), 4);
+    assert_int_equal(nedges(svc(arr, "api", "AWS::ECS::Container")), 1);
+    json_decref(arr);
+    graph_flush_pending(g, NOW);
+    arr = services(g, T0 - 600, T0 + 600);
     assert_int_equal(json_array_size(arr), 7);
     json_t *web = svc(arr, "web", "AWS::EC2::Instance");
     json_t *client = svc(arr, "web", "client");
@@ -327,8 +339,9 @@ static void test_graph_chain(void **state)
     one_bucket(db, "ResponseTimeHistogram", 0.047, 1); /* ms-rounded */
     assert_null(json_object_get(e_web, "DurationHistogram"));
 
-    struct graph_stats st;
     graph_get_stats(g, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_early, 0);
     assert_int_equal(st.nodes, 7);
     assert_int_equal(st.edges, 6);
     assert_int_equal(st.paired, 2);
@@ -367,9 +380,9 @@ static void test_graph_fault_in_the_middle(void **state)
     reset_pool();
     struct graph *g = mk(0, 0);
     graph_add_trace(g, web_api_db(DIGEST_ERROR, DIGEST_FAULT, DIGEST_FAULT, DIGEST_OK, DIGEST_OK),
-                    false, NOW);
+                    false, NOW, 0);
     graph_add_trace(g, web_api_db(DIGEST_OK, DIGEST_FAULT, DIGEST_OK, DIGEST_OK, DIGEST_OK), false,
-                    NOW);
+                    NOW, 0);
     json_t *arr = services(g, T0, T0 + 60);
     json_t *web = svc(arr, "web", "AWS::EC2::Instance");
     json_t *api = svc(arr, "api", "AWS::ECS::Container");
@@ -390,7 +403,7 @@ static void test_graph_throttle(void **state)
     struct graph *g = mk(0, 0);
     graph_add_trace(
         g, web_api_db(DIGEST_OK, DIGEST_OK, DIGEST_ERROR, DIGEST_THROTTLE, DIGEST_THROTTLE), false,
-        NOW);
+        NOW, 0);
     json_t *arr = services(g, T0, T0 + 60);
     json_t *api = svc(arr, "api", "AWS::ECS::Container");
     json_t *db = svc(arr, "db-svc", NULL);
@@ -408,10 +421,11 @@ static void test_graph_client_node(void **state)
     (void)state;
     reset_pool();
     struct graph *g = mk(0, 0);
-    graph_add_trace(g, chain(doc(0x1, 0, "web", "", 1, 1.5, DIGEST_ERROR, 10), NULL), false, NOW);
-    graph_add_trace(g, chain(doc(0x2, 0, "web", "", 2, 2.25, DIGEST_OK, 20), NULL), false, NOW);
+    graph_add_trace(g, chain(doc(0x1, 0, "web", "", 1, 1.5, DIGEST_ERROR, 10), NULL), false, NOW,
+                    0);
+    graph_add_trace(g, chain(doc(0x2, 0, "web", "", 2, 2.25, DIGEST_OK, 20), NULL), false, NOW, 0);
     graph_add_trace(g, chain(doc(0x3, 0, "batch", "AWS::Lambda", 3, 4, DIGEST_OK, 30), NULL), false,
-                    NOW);
+                    NOW, 0);
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 4);
     json_t *web = svc(arr, "web", NULL), *client = svc(arr, "web", "client");
@@ -447,7 +461,8 @@ static void test_graph_callee_late(void **state)
     (void)state;
     reset_pool();
     struct graph *g = mk(0, 0);
-    graph_add_trace(g, pair_at(1000, 11001), false, NOW); /* 10.001 s: past the window */
+    graph_add_trace(g, pair_at(1000, 11001), false, NOW, 0); /* 10.001 s: past the window */
+    graph_flush_pending(g, NOW);
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 4);
     json_t *web = svc(arr, "web", NULL);
@@ -472,7 +487,7 @@ static void test_graph_callee_late(void **state)
     /* Exactly the window apart still pairs. */
     reset_pool();
     g = mk(0, 0);
-    graph_add_trace(g, pair_at(1000, 11000), false, NOW);
+    graph_add_trace(g, pair_at(1000, 11000), false, NOW, 0);
     graph_get_stats(g, &st);
     assert_int_equal(st.paired, 1);
     assert_int_equal(st.late + st.expired_callers, 0);
@@ -484,7 +499,7 @@ static void test_graph_caller_late(void **state)
     (void)state;
     reset_pool();
     struct graph *g = mk(0, 0);
-    graph_add_trace(g, pair_at(11001, 1000), false, NOW);
+    graph_add_trace(g, pair_at(11001, 1000), false, NOW, 0);
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 3); /* web, its client, api: no inferred node */
     assert_false(has_svc(arr, "api", "remote"));
@@ -505,9 +520,9 @@ static void test_graph_late_trace(void **state)
     (void)state;
     reset_pool();
     struct graph *g = mk(0, 0);
-    graph_add_trace(g, chain(doc(0xB1, 0xA2, "api", "", 1, 2, DIGEST_OK, 5), NULL), true, NOW);
-    graph_add_trace(g, chain(doc(0xB2, 0xA3, "api", "", 1, 2, DIGEST_OK, 6), NULL), true, NOW);
-    graph_add_trace(g, chain(doc(0xB3, 0xA4, "api", "", 1, 2, DIGEST_OK, 7), NULL), false, NOW);
+    graph_add_trace(g, chain(doc(0xB1, 0xA2, "api", "", 1, 2, DIGEST_OK, 5), NULL), true, NOW, 0);
+    graph_add_trace(g, chain(doc(0xB2, 0xA3, "api", "", 1, 2, DIGEST_OK, 6), NULL), true, NOW, 0);
+    graph_add_trace(g, chain(doc(0xB3, 0xA4, "api", "", 1, 2, DIGEST_OK, 7), NULL), false, NOW, 0);
     struct graph_stats st;
     graph_get_stats(g, &st);
     assert_int_equal(st.late, 2);
@@ -529,7 +544,7 @@ static void test_graph_same_service(void **state)
     struct digest_doc *b = doc(0xB1, 0xA2, "api", "", 1.25, 1.75, DIGEST_OK, 2);
     call(b, 0xB2, "api", DIGEST_NS_REMOTE, true, "api", "remote", 1.5, 1.625, DIGEST_OK);
     struct digest_doc *c = doc(0xC1, 0xB2, "api", "AWS::Lambda", 1.5, 1.625, DIGEST_OK, 3);
-    graph_add_trace(g, chain(a, b, c, NULL), false, NOW);
+    graph_add_trace(g, chain(a, b, c, NULL), false, NOW, 0);
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 3); /* api, its client, api (AWS::Lambda) */
     json_t *api = svc(arr, "api", NULL);
@@ -566,7 +581,8 @@ static void test_graph_streamed_subsegments(void **state)
          2.5, DIGEST_OK);
     struct digest_doc *api = doc(0xB1, 0x12, "api", "", 2.0625, 2.4375, DIGEST_OK, 105);
     struct digest_doc *auth = doc(0xC1, 0x31, "auth", "", 2.0625, 2.125, DIGEST_OK, 106);
-    graph_add_trace(g, chain(web, x, y, w, z, api, auth, NULL), false, NOW);
+    graph_add_trace(g, chain(web, x, y, w, z, api, auth, NULL), false, NOW, 0);
+    graph_flush_pending(g, NOW);
 
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 5); /* web, client, api, auth, orders */
@@ -596,9 +612,9 @@ static void test_graph_minutes(void **state)
     struct graph *g = mk(0, 5);
     struct graph_stats empty;
     graph_get_stats(g, &empty);
-    graph_add_trace(g, chain(doc(0x1, 0, "web", "", 1, 1.5, DIGEST_OK, 1), NULL), false, NOW);
+    graph_add_trace(g, chain(doc(0x1, 0, "web", "", 1, 1.5, DIGEST_OK, 1), NULL), false, NOW, 0);
     graph_add_trace(g, chain(doc(0x2, 0, "web", "", 121, 121.25, DIGEST_FAULT, 2), NULL), false,
-                    T0 + 150);
+                    T0 + 150, 0);
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 2);
     stats(svc(arr, "web", NULL), 1, 0, 0, 0, 0.5);
@@ -619,7 +635,7 @@ static void test_graph_minutes(void **state)
 
     /* An hour-old start (past the 5 minutes kept) counts under now's minute. */
     graph_add_trace(g, chain(doc(0x3, 0, "web", "", -3600, -3599, DIGEST_OK, 3), NULL), false,
-                    T0 + 150);
+                    T0 + 150, 0);
     arr = services(g, T0 + 120, T0 + 180);
     stats(svc(arr, "web", NULL), 1, 0, 0, 1, 1.25);
     json_decref(arr);
@@ -646,11 +662,11 @@ static void test_graph_minutes(void **state)
 }
 
 /* A root service with one remote call, under the names svc-i and dep-i. */
-static const struct digest_doc *one_service(size_t i, double start)
+static const struct digest_doc *one_service(size_t i, double start, uint64_t arrived)
 {
     reset_pool();
     struct tdoc *t =
-        (struct tdoc *)doc(i + 1, 0, pool[0].name, "", start, start + 0.25, DIGEST_OK, i);
+        (struct tdoc *)doc(i + 1, 0, pool[0].name, "", start, start + 0.25, DIGEST_OK, arrived);
     snprintf(t->name, sizeof(t->name), "svc-%zu", i);
     snprintf(pool[1].name, sizeof(pool[1].name), "dep-%zu", i);
     call(&t->d, (i + 1) << 20, pool[1].name, DIGEST_NS_REMOTE, false, pool[1].name, "remote", start,
@@ -660,8 +676,9 @@ static const struct digest_doc *one_service(size_t i, double start)
 }
 
 /* A small budget and many services over many minutes: the oldest minutes go, the
- * budget holds after every trace, the newest minute is whole. All in one minute: the
- * budget refuses what does not fit. */
+ * budget holds after every trace, the newest minute is whole. The calls wait for their
+ * callee and expire at the tick, as in the daemon. All in one minute with no tick: the
+ * budget refuses what does not fit, the ring expires its oldest early. */
 static void test_graph_budget(void **state)
 {
     (void)state;
@@ -670,17 +687,27 @@ static void test_graph_budget(void **state)
     const size_t n = 2000, per_minute = 50;
     for (size_t i = 0; i < n; i++) {
         double start = 60.0 * (double)(i / per_minute) + 1;
-        graph_add_trace(g, one_service(i, start), false, T0 + start + 1);
+        uint64_t now_ms = (uint64_t)(start * 1000) + i % per_minute;
+        graph_tick(g, now_ms, T0 + start + 1);
+        graph_add_trace(g, one_service(i, start, now_ms), false, T0 + start + 1, now_ms);
         graph_get_stats(g, &st);
         assert_true(st.bytes_used <= st.max_bytes);
     }
+    assert_int_equal(st.pending, per_minute); /* the last minute's */
+    assert_int_equal(st.expired_callers, n - per_minute);
+    double last = T0 + 60.0 * (double)((n - 1) / per_minute);
+    graph_flush_pending(g, last + 2);
+    graph_get_stats(g, &st);
+    assert_true(st.bytes_used <= st.max_bytes);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_callers, n);
+    assert_int_equal(st.expired_early, 0);
     assert_true(st.evicted_minutes > 0);
     assert_int_equal(st.dropped, 0);
     assert_true(st.nodes < 3 * per_minute * 10); /* evicted nodes were freed */
     json_t *arr = services(g, T0, T0 + 60);
     assert_int_equal(json_array_size(arr), 0);
     json_decref(arr);
-    double last = T0 + 60.0 * (double)((n - 1) / per_minute);
     arr = services(g, last, last + 60);
     assert_int_equal(json_array_size(arr), 3 * per_minute);
     stats(svc(arr, "svc-1999", NULL), 1, 0, 0, 0, 0.25);
@@ -690,12 +717,20 @@ static void test_graph_budget(void **state)
 
     g = mk(GRAPH_MIN_BYTES, 0);
     for (size_t i = 0; i < n; i++) {
-        graph_add_trace(g, one_service(i, 1), false, NOW);
+        graph_add_trace(g, one_service(i, 1, i), false, NOW, i);
         graph_get_stats(g, &st);
         assert_true(st.bytes_used <= st.max_bytes);
     }
     assert_true(st.dropped > 0);
+    /* Each call waits, or went to its inferred node (refused: the budget is full of
+     * this minute and of the nodes waiting calls hold). */
+    assert_int_equal(st.pending + st.expired_callers, n);
     assert_int_equal(st.evicted_minutes, 0);
+    graph_flush_pending(g, NOW);
+    graph_get_stats(g, &st);
+    assert_true(st.bytes_used <= st.max_bytes);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_callers, n);
     arr = services(g, T0, T0 + 60);
     assert_true(json_array_size(arr) > 0);
     json_decref(arr);
@@ -737,7 +772,7 @@ static void add_long_chain(struct graph *g)
             d[i].ncalls = d[i].nids = 1;
         }
     }
-    graph_add_trace(g, d, false, NOW);
+    graph_add_trace(g, d, false, NOW, 0);
     free(d);
     free(c);
     free(ids);
@@ -764,6 +799,7 @@ static void test_graph_large_trace(void **state)
 
     g = mk(GRAPH_MIN_BYTES, 0);
     add_long_chain(g);
+    graph_flush_pending(g, NOW);
     graph_get_stats(g, &st);
     assert_int_equal(graph_ids_overflow(g), 130); /* 87 plain ids, then 43 calls */
     assert_int_equal(st.paired, 256);
@@ -782,7 +818,7 @@ static void test_graph_pagination(void **state)
         reset_pool();
         struct digest_doc *d = doc(i + 1, 0, pool[0].name, "", 1, 2, DIGEST_OK, i);
         snprintf(pool[0].name, sizeof(pool[0].name), "svc-%02zu", i);
-        graph_add_trace(g, chain(d, NULL), false, NOW);
+        graph_add_trace(g, chain(d, NULL), false, NOW, 0);
     }
     int seen[25][2] = {{0}};
     size_t first = 0, pages = 0, total = 0;
@@ -827,6 +863,273 @@ static void test_graph_pagination(void **state)
     graph_destroy(g);
 }
 
+/* ---- calls waiting for a callee in a later trace ---- */
+
+/* A trace of web alone (root, segment id, arrived at `arrived`) whose call (call_id)
+ * to the instrumented api nobody in the trace answers. */
+static const struct digest_doc *caller_at(uint64_t id, uint64_t call_id, uint64_t arrived, bool sql)
+{
+    struct digest_doc *web = doc(id, 0, "web", "", 1, 1.5, DIGEST_OK, arrived);
+    call(web, call_id, "api", DIGEST_NS_REMOTE, true, "api", "remote", 1.0625, 1.4375, DIGEST_OK)
+        ->sql = sql;
+    return chain(web, NULL);
+}
+
+/* A later trace: api's segment (id), called through parent. */
+static const struct digest_doc *callee_at(uint64_t id, uint64_t parent, uint64_t arrived)
+{
+    return chain(doc(id, parent, "api", "", 1.125, 1.375, DIGEST_OK, arrived), NULL);
+}
+
+static struct graph_stats get(const struct graph *g)
+{
+    struct graph_stats st;
+    graph_get_stats(g, &st);
+    assert_true(st.bytes_used <= st.max_bytes);
+    return st;
+}
+
+/* The root completes first; api's segment comes 4 s later, in a late trace: one edge
+ * web -> api with the call's statistics, and no inferred node, then or ever. */
+static void test_graph_pending_pairs(void **state)
+{
+    (void)state;
+    reset_pool();
+    struct graph *g = mk(0, 0);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
+    struct graph_stats st = get(g);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.nodes, 3); /* web, its client, and api (remote) held for the call */
+    assert_int_equal(st.edges, 1);
+    assert_int_equal(st.paired + st.expired_callers + st.late + st.expired_callees, 0);
+    json_t *arr = services(g, T0, T0 + 60);
+    assert_int_equal(json_array_size(arr), 2); /* the held node has no statistics */
+    json_decref(arr);
+
+    graph_add_trace(g, callee_at(0xB1, 0xA2, 5000), true, NOW, 5000);
+    st = get(g);
+    assert_int_equal(st.paired, 1);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.late + st.expired_callers + st.expired_callees, 0);
+    assert_int_equal(st.nodes, 3); /* the inferred node it would have led to is gone */
+    assert_int_equal(st.edges, 2);
+    arr = services(g, T0, T0 + 60);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_false(has_svc(arr, "api", "remote"));
+    json_t *web = svc(arr, "web", NULL), *api = svc(arr, "api", NULL);
+    assert_int_equal(nedges(web), 1);
+    stats(edge(web, api), 1, 0, 0, 0, 0.375); /* the call's view */
+    stats(api, 1, 0, 0, 0, 0.25);             /* api's own */
+    json_decref(arr);
+    assert_int_equal(graph_edge_conn(g, "web", "", "api", ""), GRAPH_CONN_SERVICE);
+
+    /* Nothing is left to expire. */
+    graph_tick(g, 1000000, NOW);
+    graph_flush_pending(g, NOW);
+    st = get(g);
+    assert_int_equal(st.expired_callers, 0);
+    assert_int_equal(st.edges, 2);
+
+    /* An sql call makes a database edge; a callee of the caller's own service (same name
+     * and type) answers the call but draws no loop and counts no pair. */
+    graph_add_trace(g, caller_at(0xC1, 0xC2, 6000, true), false, NOW, 6000);
+    graph_add_trace(g, callee_at(0xD1, 0xC2, 6500), true, NOW, 6500);
+    assert_int_equal(graph_edge_conn(g, "web", "", "api", ""), GRAPH_CONN_DATABASE);
+    graph_add_trace(g, caller_at(0xE1, 0xE2, 7000, false), false, NOW, 7000);
+    graph_add_trace(g, chain(doc(0xF1, 0xE2, "web", "", 1.125, 1.375, DIGEST_OK, 7500), NULL), true,
+                    NOW, 7500);
+    graph_flush_pending(g, NOW);
+    st = get(g);
+    assert_int_equal(st.paired, 2);
+    assert_int_equal(st.expired_callers + st.late + st.expired_callees, 0);
+    assert_int_equal(st.edges, 2);
+    arr = services(g, T0, T0 + 60);
+    web = svc(arr, "web", NULL);
+    assert_int_equal(nedges(web), 1);
+    stats(edge(web, svc(arr, "api", NULL)), 2, 0, 0, 0, 0.75);
+    stats(web, 4, 0, 0, 0, 1.75); /* three callers and the callee of its own */
+    json_decref(arr);
+    graph_destroy(g);
+}
+
+/* The callee 10.001 s after the caller: late, and the call waits on until the tick that
+ * closes its window, exactly window_ms after its arrival, leads it to its inferred node.
+ * Exactly 10 s apart still pairs. */
+static void test_graph_pending_window(void **state)
+{
+    (void)state;
+    reset_pool();
+    struct graph *g = mk(0, 0);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
+    graph_add_trace(g, callee_at(0xB1, 0xA2, 11001), true, NOW, 11001);
+    struct graph_stats st = get(g);
+    assert_int_equal(st.late, 1);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.paired + st.expired_callers, 0);
+    graph_tick(g, 10999, NOW);
+    st = get(g);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.expired_callers, 0);
+    graph_tick(g, 11000, NOW);
+    st = get(g);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_callers, 1);
+    assert_int_equal(st.expired_early, 0);
+    json_t *arr = services(g, T0, T0 + 60);
+    assert_int_equal(json_array_size(arr), 4); /* web, client, api, api (remote) */
+    json_t *web = svc(arr, "web", NULL), *inferred = svc(arr, "api", "remote");
+    assert_int_equal(nedges(web), 1);
+    assert_null(edge(web, svc(arr, "api", NULL)));
+    stats(edge(web, inferred), 1, 0, 0, 0, 0.375);
+    stats(inferred, 1, 0, 0, 0, 0.375);
+    assert_string_equal(state_of(inferred), "unknown");
+    json_decref(arr);
+    assert_int_equal(graph_edge_conn(g, "web", "", "api", "remote"), GRAPH_CONN_VIRTUAL_NODE);
+    graph_destroy(g);
+
+    reset_pool();
+    g = mk(0, 0);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
+    graph_add_trace(g, callee_at(0xB1, 0xA2, 11000), true, NOW, 11000);
+    st = get(g);
+    assert_int_equal(st.paired, 1);
+    assert_int_equal(st.late + st.pending + st.expired_callers, 0);
+    graph_destroy(g);
+
+    /* A trace completed once its calls' windows are over: they do not wait. */
+    reset_pool();
+    g = mk(0, 0);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 10999);
+    st = get(g);
+    assert_int_equal(st.pending, 1);
+    graph_add_trace(g, caller_at(0xC1, 0xC2, 1000, false), false, NOW, 11000);
+    st = get(g);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.expired_callers, 1);
+    graph_destroy(g);
+}
+
+/* Once a call has paired, a second segment naming it finds nothing: late in a late
+ * trace, an expired callee otherwise; the call never makes a second edge. */
+static void test_graph_pending_consumed(void **state)
+{
+    (void)state;
+    reset_pool();
+    struct graph *g = mk(0, 0);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
+    graph_add_trace(g, callee_at(0xB1, 0xA2, 2000), true, NOW, 2000);
+    graph_add_trace(g, callee_at(0xB2, 0xA2, 3000), true, NOW, 3000);
+    graph_add_trace(g, callee_at(0xB3, 0xA2, 4000), false, NOW, 4000);
+    graph_tick(g, 100000, NOW);
+    graph_flush_pending(g, NOW);
+    struct graph_stats st = get(g);
+    assert_int_equal(st.paired, 1);
+    assert_int_equal(st.late, 1);
+    assert_int_equal(st.expired_callees, 1);
+    assert_int_equal(st.expired_callers, 0);
+    assert_int_equal(st.edges, 2);
+    json_t *arr = services(g, T0, T0 + 60);
+    assert_int_equal(json_array_size(arr), 3);
+    stats(edge(svc(arr, "web", NULL), svc(arr, "api", NULL)), 1, 0, 0, 0, 0.375);
+    stats(svc(arr, "api", NULL), 3, 0, 0, 0, 0.75);
+    json_decref(arr);
+    graph_destroy(g);
+}
+
+/* The flush sends every waiting call to its inferred node, with its connection type. */
+static void test_graph_pending_flush(void **state)
+{
+    (void)state;
+    reset_pool();
+    struct graph *g = mk(0, 0);
+    struct digest_doc *d = doc(0xA1, 0, "api", "", 1, 2, DIGEST_OK, 1000);
+    call(d, 0xA2, "DynamoDB", DIGEST_NS_AWS, false, "users", "AWS::DynamoDB::Table", 1, 1.125,
+         DIGEST_OK);
+    call(d, 0xA3, "SQS", DIGEST_NS_AWS, false, "jobs", "AWS::SQS::Queue", 1, 1.25, DIGEST_FAULT);
+    call(d, 0xA4, "pg", DIGEST_NS_REMOTE, false, "pg.internal", "remote", 1, 1.5, DIGEST_OK)->sql =
+        true;
+    graph_add_trace(g, chain(d, NULL), false, NOW, 1000);
+    struct graph_stats st = get(g);
+    assert_int_equal(st.pending, 3);
+    graph_flush_pending(g, NOW);
+    st = get(g);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_callers, 3);
+    assert_int_equal(st.expired_early, 0);
+    assert_int_equal(st.edges, 4);
+    assert_int_equal(graph_edge_conn(g, "api", "", "users", "AWS::DynamoDB::Table"),
+                     GRAPH_CONN_VIRTUAL_NODE);
+    assert_int_equal(graph_edge_conn(g, "api", "", "jobs", "AWS::SQS::Queue"),
+                     GRAPH_CONN_MESSAGING);
+    assert_int_equal(graph_edge_conn(g, "api", "", "pg.internal", "remote"), GRAPH_CONN_DATABASE);
+    json_t *arr = services(g, T0, T0 + 60);
+    json_t *api = svc(arr, "api", NULL);
+    stats(edge(api, svc(arr, "jobs", "AWS::SQS::Queue")), 0, 0, 0, 1, 0.25);
+    stats(svc(arr, "users", "AWS::DynamoDB::Table"), 1, 0, 0, 0, 0.125);
+    stats(edge(api, svc(arr, "pg.internal", "remote")), 1, 0, 0, 0, 0.5);
+    json_decref(arr);
+    /* Flushing nothing changes nothing. */
+    graph_flush_pending(g, NOW);
+    assert_int_equal(get(g).expired_callers, 3);
+    graph_destroy(g);
+}
+
+/* The ring of the smallest graph holds 1024 calls (a quarter of 256 KiB: 1024 halves of
+ * 48 bytes and an index of 4096 slots): the 1029th expires the five oldest early, whose
+ * callees then find nothing, while the sixth still pairs. */
+static void test_graph_pending_ring_full(void **state)
+{
+    (void)state;
+    struct graph *g = mk(GRAPH_MIN_BYTES, 0);
+    const uint64_t cap = 1024, n = cap + 5;
+    for (uint64_t i = 0; i < n; i++) {
+        reset_pool();
+        graph_add_trace(g, caller_at(i + 1, (i + 1) << 20, 1000 + i, false), false, NOW, 1000 + i);
+        assert_int_equal(get(g).pending, i < cap ? i + 1 : cap);
+    }
+    struct graph_stats st = get(g);
+    assert_int_equal(st.expired_early, 5);
+    assert_int_equal(st.expired_callers, 5);
+    assert_int_equal(st.unindexed, 0);
+    reset_pool();
+    graph_add_trace(g, callee_at(0xB1, 1u << 20, 2100), true, NOW, 2100); /* the oldest */
+    graph_add_trace(g, callee_at(0xB2, 6u << 20, 2101), true, NOW, 2101); /* the sixth */
+    graph_add_trace(g, callee_at(0xB3, n << 20, 2102), false, NOW, 2102); /* the newest */
+    st = get(g);
+    assert_int_equal(st.late, 1);
+    assert_int_equal(st.paired, 2);
+    assert_int_equal(st.pending, cap - 2);
+    graph_flush_pending(g, NOW);
+    st = get(g);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.expired_callers, n - 2);
+    assert_int_equal(st.expired_early, 5);
+    json_t *arr = services(g, T0, T0 + 60);
+    json_t *web = svc(arr, "web", NULL);
+    stats(edge(web, svc(arr, "api", "remote")), n - 2, 0, 0, 0, 0.375 * (double)(n - 2));
+    stats(edge(web, svc(arr, "api", NULL)), 2, 0, 0, 0, 0.75);
+    json_decref(arr);
+    graph_destroy(g);
+}
+
+/* A call filed under a minute the retention has passed by the time it expires counts
+ * under the expiry's minute, as a late start does. */
+static void test_graph_pending_retention(void **state)
+{
+    (void)state;
+    reset_pool();
+    struct graph *g = mk(0, 5);
+    graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
+    graph_tick(g, 11000, T0 + 600);
+    json_t *arr = services(g, T0 + 600, T0 + 660);
+    stats(svc(arr, "api", "remote"), 1, 0, 0, 0, 0.375);
+    json_decref(arr);
+    arr = services(g, T0, T0 + 60);
+    assert_false(has_svc(arr, "api", "remote"));
+    json_decref(arr);
+    graph_destroy(g);
+}
+
 int main(void)
 {
     // clang-format off
@@ -844,6 +1147,12 @@ int main(void)
         cmocka_unit_test(test_graph_budget),
         cmocka_unit_test(test_graph_large_trace),
         cmocka_unit_test(test_graph_pagination),
+        cmocka_unit_test(test_graph_pending_pairs),
+        cmocka_unit_test(test_graph_pending_window),
+        cmocka_unit_test(test_graph_pending_consumed),
+        cmocka_unit_test(test_graph_pending_flush),
+        cmocka_unit_test(test_graph_pending_ring_full),
+        cmocka_unit_test(test_graph_pending_retention),
     };
     // clang-format on
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,6 +71,83 @@ static void test_histogram_merges_closest_pair(void **state)
     histogram_free(&h);
 }
 
+/* The straightforward rule, kept here as the reference: insert, then merge the first
+ * closest pair of the 101 entries. */
+struct ref {
+    struct histogram_entry e[GRAPH_HISTOGRAM_ENTRIES + 1];
+    size_t n;
+};
+
+static void ref_add(struct ref *r, float v, uint32_t count)
+{
+    size_t i = 0;
+    while (i < r->n && r->e[i].ms < v)
+        i++;
+    if (i < r->n && r->e[i].ms == v) {
+        r->e[i].count = r->e[i].count > UINT32_MAX - count ? UINT32_MAX : r->e[i].count + count;
+        return;
+    }
+    memmove(&r->e[i + 1], &r->e[i], (r->n - i) * sizeof(r->e[0]));
+    r->e[i] = (struct histogram_entry){v, count};
+    if (++r->n <= GRAPH_HISTOGRAM_ENTRIES)
+        return;
+    size_t best = 0;
+    float gap = r->e[1].ms - r->e[0].ms;
+    for (size_t j = 1; j + 1 < r->n; j++)
+        if (r->e[j + 1].ms - r->e[j].ms < gap) {
+            gap = r->e[j + 1].ms - r->e[j].ms;
+            best = j;
+        }
+    struct histogram_entry *a = &r->e[best], *b = &r->e[best + 1];
+    double ca = a->count, cb = b->count;
+    a->ms = (float)(((double)a->ms * ca + (double)b->ms * cb) / (ca + cb));
+    a->count = a->count > UINT32_MAX - b->count ? UINT32_MAX : a->count + b->count;
+    memmove(b, b + 1, (r->n - best - 2) * sizeof(*b));
+    r->n--;
+}
+
+/* Random durations (many repeated, ties between gaps, fractions, insertions at both
+ * ends): the full histogram's merge, with its closest pair remembered, gives the
+ * reference's entries, bit for bit, after every insertion. */
+static void test_histogram_same_as_reference(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 5; round++) {
+        struct histogram h = {0};
+        struct ref r = {.n = 0};
+        for (int k = 0; k < 50000; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            double ms;
+            switch (round) {
+            case 0: /* a few hundred distinct values */
+                ms = (double)(x % 997);
+                break;
+            case 1: /* a long tail */
+                ms = (double)((x % 1000) * (x % 1000) / 50);
+                break;
+            case 2: /* evenly spaced: gaps tie everywhere */
+                ms = (double)(2 * (x % 400));
+                break;
+            case 3: /* fractions, as merging histograms adds */
+                ms = (double)(x % 100000) / 7.0;
+                break;
+            default: /* always a new maximum or minimum */
+                ms = k % 2 ? 100000.0 + k : 100000.0 - k;
+            }
+            uint32_t count = 1 + (uint32_t)(x >> 60);
+            assert_int_equal(histogram_add(&h, ms, count), 0);
+            ref_add(&r, (float)ms, count);
+            assert_int_equal(h.n, r.n);
+            if (memcmp(h.e, r.e, r.n * sizeof(r.e[0])) != 0)
+                fail_msg("round %d, insertion %d differs", round, k);
+        }
+        histogram_free(&h);
+    }
+}
+
 static void test_histogram_merge_histograms(void **state)
 {
     (void)state;
@@ -111,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_histogram_add_distinct_and_equal),
         cmocka_unit_test(test_histogram_merges_past_100),
         cmocka_unit_test(test_histogram_merges_closest_pair),
+        cmocka_unit_test(test_histogram_same_as_reference),
         cmocka_unit_test(test_histogram_merge_histograms),
         cmocka_unit_test(test_histogram_write_seconds),
     };

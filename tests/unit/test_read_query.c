@@ -91,8 +91,10 @@ static void feed(struct graph *g, struct store *st, const char *trace_id, const 
         *tail = d;
         tail = &d->next;
     }
-    if (g != NULL && head != NULL)
-        graph_add_trace(g, head, false, NOW);
+    if (g != NULL && head != NULL) {
+        graph_add_trace(g, head, false, NOW, 0);
+        graph_flush_pending(g, NOW); /* calls nobody answered: their inferred edges now */
+    }
     while (head != NULL) {
         struct digest_doc *next = head->next;
         free(head);

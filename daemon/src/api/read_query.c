@@ -300,7 +300,7 @@ static int read_query_add_trace(const struct read_query_ctx *c, struct graph *g,
         tail = &d->next;
     }
     if (rc == 0 && head != NULL)
-        graph_add_trace(g, head, false, c->now_s);
+        graph_add_trace(g, head, false, c->now_s, 0);
     while (head != NULL) {
         struct digest_doc *next = head->next;
         free(head);
@@ -321,6 +321,8 @@ static struct graph *read_query_trace_graph_build(const struct read_query_ctx *c
     for (size_t i = 0; *rc == 0 && i < json_array_size(ids); i++)
         if (!read_query_seen(ids, i))
             *rc = read_query_add_trace(c, g, view, json_string_value(json_array_get(ids, i)));
+    if (*rc == 0)
+        graph_flush_pending(g, c->now_s);
     free(view);
     if (*rc != 0) {
         graph_destroy(g);

@@ -2,14 +2,19 @@
 /* The service graph's rules (service-graph.md): which node a document counts on, which
  * edge a caller's call and its callee's segment make together, and what happens to the
  * halves that do not meet in time. Storage and its budget are graph_table.c's, the
- * JSON graph_json.c's. It never parses documents: it reads their digests.
+ * waiting callers graph_pending.c's, the JSON graph_json.c's. It never parses
+ * documents: it reads their digests.
  *
  * How it works: a whole trace arrives at once. Pass one maps every id the trace's
  * documents hold (segment ids, nested subsegment ids, call ids) to its document, in a
  * scratch table reused between traces. Pass two counts each segment on its node and
- * pairs it with its parent through the map (an edge from the caller's service). Pass
- * three turns the calls nothing paired with into edges to inferred nodes. Each step
- * is O(1), so a trace costs O(its documents + ids + calls). */
+ * pairs it with its parent through the map (an edge from the caller's service), or,
+ * when the parent is not in the trace, with a call of an earlier trace still waiting.
+ * Pass three takes the calls nothing paired with: each waits for its callee in the
+ * pending ring until its own window closes (graph_tick()), or becomes an edge to an
+ * inferred node at once when the window is over already. The nodes a trace touches are
+ * found once and pinned for its duration (a small memo by string pointer), so each
+ * step is O(1) and a trace costs O(its documents + ids + calls). */
 #include "graph/graph.h"
 
 #include <errno.h>
@@ -21,6 +26,7 @@
 #include "graph/graph_edges.h"
 #include "graph/graph_idmap.h"
 #include "graph/graph_json.h"
+#include "graph/graph_pending.h"
 #include "graph/graph_table.h"
 
 #define GRAPH_RETENTION_MIN_DEFAULT 60
@@ -30,16 +36,28 @@
 #define GRAPH_IDMAP_SLOTS           1024  /* kept between traces: 512 ids */
 #define GRAPH_IDMAP_SHARE           8     /* the map may take an eighth of the budget */
 #define GRAPH_FUTURE_S              60.0  /* a start this far past now is still believed */
+#define GRAPH_PENDING_SHARE         4     /* the waiting callers take a quarter of the budget */
+#define GRAPH_MEMO_MAX              16    /* nodes a trace keeps pinned at once */
+
+/* A node the trace being added has used, by the digest's own string pointers: the
+ * same pointers are the same strings, so a hit costs no hashing and no comparison. */
+struct graph_memo {
+    const char *name, *type;
+    struct graph_node *n; /* pinned until the trace is done */
+};
 
 struct graph {
     struct graph_table t;
+    struct graph_pending pend;
+    struct graph_memo memo[GRAPH_MEMO_MAX];
+    size_t nmemo;
     struct graph_idmap small; /* for most traces; kept */
     struct graph_idmap big;   /* for a large trace; freed after it */
     struct graph_idmap *map;  /* the one in use */
     size_t map_slots_max;
     uint32_t retention_min;
     uint64_t window_ms;
-    uint64_t paired, expired_callers, expired_callees, late, unresolved;
+    uint64_t paired, expired_callers, expired_callees, late, unresolved, expired_early;
     uint64_t ids_overflow;
 };
 
@@ -66,13 +84,13 @@ struct graph *graph_create(const struct graph_options *o)
     size_t slots = graph_pow2_below(max / GRAPH_IDMAP_SHARE / sizeof(struct graph_idmap_slot));
     g->map_slots_max = slots < 2 * GRAPH_IDS_MAX ? slots : 2 * GRAPH_IDS_MAX;
     size_t small = g->map_slots_max < GRAPH_IDMAP_SLOTS ? g->map_slots_max : GRAPH_IDMAP_SLOTS;
-    if (graph_idmap_init(&g->small, small, g->t.seed) != 0) {
-        graph_table_destroy(&g->t);
-        free(g);
+    if (graph_idmap_init(&g->small, small, g->t.seed) != 0 ||
+        graph_pending_init(&g->pend, max / GRAPH_PENDING_SHARE, g->t.seed ^ 0x5bd1e995u) != 0) {
+        graph_destroy(g);
         return NULL;
     }
     g->map = &g->small;
-    g->t.bytes_used += sizeof(*g) + graph_idmap_bytes(&g->small);
+    g->t.bytes_used += sizeof(*g) + graph_idmap_bytes(&g->small) + graph_pending_bytes(&g->pend);
     return g;
 }
 
@@ -80,6 +98,7 @@ void graph_destroy(struct graph *g)
 {
     if (g == NULL)
         return;
+    graph_pending_destroy(&g->pend);
     graph_idmap_destroy(&g->small);
     graph_idmap_destroy(&g->big);
     graph_table_destroy(&g->t);
@@ -138,8 +157,10 @@ static void graph_map_build(struct graph *g, const struct digest_doc *docs, uint
     }
     for (const struct digest_doc *d = docs; d != NULL; d = d->next)
         for (size_t i = 0; i < d->ncalls && i <= INT16_MAX; i++)
-            if (d->calls[i].id != 0)
+            if (d->calls[i].id != 0) {
                 graph_idmap_put(g->map, d->calls[i].id, d, (int)i);
+                graph_pending_prefetch(&g->pend, d->calls[i].id); /* if it waits: pass 3 */
+            }
 }
 
 static void graph_map_done(struct graph *g)
@@ -168,16 +189,11 @@ static const struct digest_doc *graph_service_of(const struct graph *g, const st
     return NULL;
 }
 
-/* ---- keys and samples ---- */
+/* ---- nodes and samples ---- */
 
 static const char *graph_origin(const struct digest_doc *seg)
 {
     return seg->origin != NULL ? seg->origin : "";
-}
-
-static struct graph_key graph_key_of(const struct graph *g, const struct digest_doc *seg)
-{
-    return graph_table_key(&g->t, seg->name, graph_origin(seg), GRAPH_NODE_ACTIVE);
 }
 
 static bool graph_same_service(const struct digest_doc *a, const struct digest_doc *b)
@@ -197,6 +213,64 @@ static struct graph_sample graph_call_sample(const struct graph *g, const struct
     return (struct graph_sample){c->status, c->end - c->start, graph_minute(g, c->start, now_s)};
 }
 
+/* The node of (name, type), pinned until the trace is done; NULL when the budget has
+ * no room for it. A trace names the same few services again and again (a segment,
+ * its client, its callers, its calls): only the first use of each hashes and looks up.
+ * Callers make room with graph_memo_room() where they hold no node. */
+static struct graph_node *graph_memo_node(struct graph *g, const char *name, const char *type,
+                                          uint8_t flags, uint32_t minute)
+{
+    for (size_t i = 0; i < g->nmemo; i++)
+        if (g->memo[i].name == name && g->memo[i].type == type) {
+            g->memo[i].n->flags |= flags;
+            return g->memo[i].n;
+        }
+    struct graph_key k = graph_table_key(&g->t, name, type, flags);
+    struct graph_node *n = graph_table_pin(&g->t, &k, minute);
+    if (n != NULL)
+        g->memo[g->nmemo++] = (struct graph_memo){name, type, n};
+    return n;
+}
+
+static void graph_memo_clear(struct graph *g)
+{
+    for (size_t i = 0; i < g->nmemo; i++)
+        graph_table_unpin(&g->t, g->memo[i].n);
+    g->nmemo = 0;
+}
+
+/* Room for need more nodes: unpins them all when the memo is too full (only between
+ * the steps that hold nodes). */
+static void graph_memo_room(struct graph *g, size_t need)
+{
+    if (g->nmemo + need > GRAPH_MEMO_MAX)
+        graph_memo_clear(g);
+}
+
+static struct graph_node *graph_service_node(struct graph *g, const struct digest_doc *seg,
+                                             uint32_t minute)
+{
+    return graph_memo_node(g, seg->name, graph_origin(seg), GRAPH_NODE_ACTIVE, minute);
+}
+
+/* Counting where a node could not be had (no room for it) is an update refused. */
+static void graph_count_node(struct graph *g, struct graph_node *n, const struct graph_sample *s)
+{
+    if (n != NULL)
+        graph_table_count_node_at(&g->t, n, s);
+    else
+        g->t.dropped++;
+}
+
+static void graph_count_edge(struct graph *g, struct graph_node *from, struct graph_node *to,
+                             uint8_t conn, const struct graph_sample *s)
+{
+    if (from != NULL && to != NULL)
+        graph_table_count_edge_at(&g->t, from, to, conn, s);
+    else
+        g->t.dropped++;
+}
+
 static bool graph_nonempty(const char *s)
 {
     return s != NULL && s[0] != '\0';
@@ -205,7 +279,8 @@ static bool graph_nonempty(const char *s)
 /* The node a call nobody answered leads to. A traced call expected an instrumented
  * callee, so it is named after the subsegment; an aws or remote call after its
  * resource (digest_build fills the table, queue or host and its type). tmp holds a
- * type made up when the digest has none. */
+ * type made up when the digest has none. No flags: the node is pinned while the call
+ * waits, and becomes inferred only if the call expires. */
 static struct graph_key graph_inferred_key(const struct graph *g, const struct digest_call *c,
                                            char *tmp, size_t n)
 {
@@ -220,41 +295,142 @@ static struct graph_key graph_inferred_key(const struct graph *g, const struct d
             type = "remote";
         }
     }
-    return graph_table_key(&g->t, name, type, GRAPH_NODE_INFERRED);
+    return graph_table_key(&g->t, name, type, 0);
 }
 
-static enum graph_conn graph_inferred_conn(const struct digest_call *c, const char *type)
+static bool graph_is(const struct graph_key *k, const char *type, size_t len)
+{
+    return k->type_len == len && memcmp(k->type, type, len) == 0;
+}
+
+/* The key's lengths are known: most types are ruled out without reading them. */
+static enum graph_conn graph_inferred_conn(const struct digest_call *c, const struct graph_key *k)
 {
     if (c->sql)
         return GRAPH_CONN_DATABASE;
-    if (strcmp(type, "AWS::SQS::Queue") == 0 || strcmp(type, "AWS::SNS::Topic") == 0 ||
-        strcmp(type, "AWS::Kinesis::Stream") == 0)
+    if (graph_is(k, "AWS::SQS::Queue", 15) || graph_is(k, "AWS::SNS::Topic", 15) ||
+        graph_is(k, "AWS::Kinesis::Stream", 20))
         return GRAPH_CONN_MESSAGING;
     return GRAPH_CONN_VIRTUAL_NODE;
 }
 
-/* ---- pairing ---- */
+/* ---- the waiting callers ---- */
 
-/* s's parent is nowhere in the trace: in a late trace it came with the earlier part
- * (whose window has closed); otherwise its caller reports elsewhere or never will. */
-static void graph_no_caller(struct graph *g, bool late)
+static bool graph_window_over(const struct graph *g, uint64_t arrived_ms, uint64_t now_ms)
 {
-    if (late)
-        g->late++;
-    else
-        g->expired_callees++;
+    return now_ms >= arrived_ms && now_ms - arrived_ms >= g->window_ms;
 }
 
-/* Pairs segment s (of key to) with the call (or other subsegment) its parent_id names. */
-static void graph_pair(struct graph *g, const struct digest_doc *s, const struct graph_key *to,
+static struct graph_sample graph_half_sample(const struct graph_pending_half *h)
+{
+    return (struct graph_sample){h->status, h->seconds, h->minute};
+}
+
+/* Nobody answered h: an edge to its inferred node, which counts the call as its own too
+ * (nobody else reports it). Releases h's pins. Its minute was chosen when it began to
+ * wait; one the retention has passed since is now's, as graph_minute() would say. */
+static void graph_half_expire(struct graph *g, const struct graph_pending_half *h, double now_s)
+{
+    struct graph_sample s = graph_half_sample(h);
+    uint32_t now_min = graph_minute(g, now_s, now_s);
+    if (now_min > g->retention_min && s.minute < now_min - g->retention_min)
+        s.minute = now_min;
+    g->expired_callers++;
+    h->to->flags |= GRAPH_NODE_INFERRED;
+    graph_table_count_node_at(&g->t, h->to, &s);
+    graph_table_count_edge_at(&g->t, h->from, h->to, h->conn, &s);
+    graph_table_unpin(&g->t, h->from);
+    graph_table_unpin(&g->t, h->to);
+}
+
+/* Expiring runs down the ring in order, on nodes and edges untouched for the window:
+ * the halves a few places ahead have theirs loaded meanwhile. */
+static void graph_pending_prefetch_ahead(struct graph *g)
+{
+    static const size_t ahead[3] = {8, 4, 2};
+    for (int stage = 0; stage < 3; stage++) {
+        const struct graph_pending_half *h = graph_pending_at(&g->pend, ahead[stage]);
+        if (h != NULL && (h->flags & GRAPH_PENDING_LIVE))
+            graph_table_prefetch(&g->t, h->from, h->to, stage);
+    }
+}
+
+/* Drops the oldest half, expiring it when it still waited. */
+static void graph_pending_expire_head(struct graph *g, double now_s)
+{
+    graph_pending_prefetch_ahead(g);
+    struct graph_pending_half h = *graph_pending_head(&g->pend);
+    graph_pending_pop(&g->pend);
+    if (h.flags & GRAPH_PENDING_LIVE)
+        graph_half_expire(g, &h, now_s);
+}
+
+/* h waits for its callee; the ring full, its oldest half stops waiting early. */
+static void graph_half_pend(struct graph *g, const struct graph_pending_half *h, double now_s)
+{
+    while (graph_pending_full(&g->pend)) {
+        if (graph_pending_head(&g->pend)->flags & GRAPH_PENDING_LIVE)
+            g->expired_early++;
+        graph_pending_expire_head(g, now_s);
+    }
+    graph_pending_push(&g->pend, h);
+}
+
+/* Segment s (node to) has no parent in its trace: its caller's call may be waiting
+ * from an earlier trace. */
+static void graph_pair_pending(struct graph *g, const struct digest_doc *s, struct graph_node *to,
+                               bool late)
+{
+    uint32_t *entry;
+    struct graph_pending_half *h = graph_pending_find(&g->pend, s->parent_id, &entry);
+    if (h == NULL) {
+        /* In a late trace the caller came with the earlier part, whose window has
+         * closed; otherwise the caller reports elsewhere or never will. */
+        if (late)
+            g->late++;
+        else
+            g->expired_callees++;
+        return;
+    }
+    if (s->arrived_ms > h->arrived_ms && s->arrived_ms - h->arrived_ms > g->window_ms) {
+        /* The call's window closed before its callee came (the ring has not got to it
+         * yet): it expires into its inferred edge, this half draws nothing. */
+        g->late++;
+        return;
+    }
+    struct graph_pending_half half = *h;
+    graph_pending_consume(&g->pend, h, entry);
+    /* A service calling itself draws no loop (nodes are unique per name and type): the
+     * call is answered all the same. */
+    if (half.from != to) {
+        struct graph_sample cs = graph_half_sample(&half);
+        g->paired++;
+        graph_count_edge(
+            g, half.from, to,
+            (half.flags & GRAPH_PENDING_SQL) ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE, &cs);
+    }
+    graph_table_unpin(&g->t, half.from);
+    graph_table_unpin(&g->t, half.to);
+}
+
+/* ---- pairing ---- */
+
+/* Pairs segment s (node to) with the call (or other subsegment) its parent_id names. */
+static void graph_pair(struct graph *g, const struct digest_doc *s, struct graph_node *to,
                        bool late, double now_s)
 {
     struct graph_idmap_slot *p = graph_idmap_find(g->map, s->parent_id);
-    const struct digest_doc *caller = p != NULL ? graph_service_of(g, p->doc) : NULL;
+    if (p == NULL) {
+        graph_pair_pending(g, s, to, late);
+        return;
+    }
+    const struct digest_doc *caller = graph_service_of(g, p->doc);
     if (caller == NULL) {
-        /* Parent missing, or its document's own service unknown: either way no caller
-         * service to draw the edge from. */
-        graph_no_caller(g, late);
+        /* Its document's own service unknown: no caller service to draw the edge from. */
+        if (late)
+            g->late++;
+        else
+            g->expired_callees++;
         return;
     }
     struct graph_sample own = graph_doc_sample(g, s, now_s);
@@ -268,8 +444,8 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, const struct
     if (p->call < 0) {
         /* The parent is a plain subsegment or the caller's segment itself: there is no
          * client view of the request, so the edge gets the callee's own statistics. */
-        struct graph_key from = graph_key_of(g, caller);
-        graph_table_count_edge(&g->t, &from, to, GRAPH_CONN_SERVICE, &own);
+        graph_count_edge(g, graph_service_node(g, caller, own.minute), to, GRAPH_CONN_SERVICE,
+                         &own);
         return;
     }
     const struct digest_call *c = &p->doc->calls[p->call];
@@ -288,11 +464,11 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, const struct
         p->flags |= GRAPH_IDMAP_LATE;
         return;
     }
-    struct graph_key from = graph_key_of(g, caller);
     if ((p->flags & GRAPH_IDMAP_PAIRED) || c->in_progress || c->end == 0) {
         /* A second callee of one call (a retry the caller did not record), or a call
          * with no end of its own: the callee's statistics are all there is. */
-        graph_table_count_edge(&g->t, &from, to, GRAPH_CONN_SERVICE, &own);
+        graph_count_edge(g, graph_service_node(g, caller, own.minute), to, GRAPH_CONN_SERVICE,
+                         &own);
         p->flags |= GRAPH_IDMAP_PAIRED;
         return;
     }
@@ -300,36 +476,73 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, const struct
     g->paired++;
     /* The edge is the caller's view of the request: network and queueing included. */
     struct graph_sample cs = graph_call_sample(g, c, now_s);
-    graph_table_count_edge(&g->t, &from, to, c->sql ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE,
-                           &cs);
+    graph_count_edge(g, graph_service_node(g, caller, cs.minute), to,
+                     c->sql ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE, &cs);
 }
 
 /* Pass two for one segment: its node (server view), then who called it. */
 static void graph_add_segment(struct graph *g, const struct digest_doc *s, bool late, double now_s)
 {
-    struct graph_key k = graph_key_of(g, s);
     struct graph_sample own = graph_doc_sample(g, s, now_s);
-    graph_table_count_node(&g->t, &k, &own);
+    graph_memo_room(g, 2); /* its node, and its caller's or client's */
+    struct graph_node *n = graph_service_node(g, s, own.minute);
+    graph_count_node(g, n, &own);
     if (s->parent_id != 0) {
-        graph_pair(g, s, &k, late, now_s);
+        graph_pair(g, s, n, late, now_s);
         return;
     }
     /* A root: its callers are outside the traced system; X-Ray draws them as a client
      * node named after the root, whose edge carries the root's own statistics. */
-    struct graph_key client = graph_table_key(&g->t, s->name, "client", GRAPH_NODE_CLIENT);
-    graph_table_count_edge(&g->t, &client, &k, GRAPH_CONN_SERVICE, &own);
+    struct graph_node *client =
+        graph_memo_node(g, s->name, "client", GRAPH_NODE_CLIENT, own.minute);
+    graph_count_edge(g, client, n, GRAPH_CONN_SERVICE, &own);
 }
 
-/* Pass three for one document: its calls that no callee answered in time lead to
- * inferred nodes, which count them as their own too (nobody else reports them). */
-static void graph_add_calls(struct graph *g, const struct digest_doc *d, double now_s)
+/* Call i of d, whose service's node is from (pinned): nothing in its trace answered it.
+ * It waits for its callee while its window is open, else leads to its inferred node
+ * now. */
+static void graph_add_call(struct graph *g, const struct digest_doc *d, size_t i,
+                           struct graph_node *from, double now_s, uint64_t now_ms)
+{
+    const struct digest_call *c = &d->calls[i];
+    char tmp[DIGEST_NAME_MAX + 8];
+    struct graph_key k = graph_inferred_key(g, c, tmp, sizeof(tmp));
+    struct graph_sample cs = graph_call_sample(g, c, now_s);
+    struct graph_node *to = from != NULL ? graph_table_pin(&g->t, &k, cs.minute) : NULL;
+    if (to == NULL) {
+        g->expired_callers++;
+        g->t.dropped++;
+        return;
+    }
+    graph_table_hold(from);
+    struct graph_pending_half h = {
+        .id = c->id,
+        .arrived_ms = d->arrived_ms,
+        .from = from,
+        .to = to,
+        .seconds = cs.seconds,
+        .minute = cs.minute,
+        .status = cs.status,
+        .conn = (uint8_t)graph_inferred_conn(c, &k),
+        .flags = c->sql ? GRAPH_PENDING_SQL : 0,
+    };
+    if (c->id != 0 && !graph_window_over(g, d->arrived_ms, now_ms))
+        graph_half_pend(g, &h, now_s);
+    else
+        graph_half_expire(g, &h, now_s);
+}
+
+/* Pass three for one document: its calls that no callee in the trace answered. */
+static void graph_add_calls(struct graph *g, const struct digest_doc *d, double now_s,
+                            uint64_t now_ms)
 {
     const struct digest_doc *svc = graph_service_of(g, d);
     if (svc == NULL) {
         g->unresolved++;
         return;
     }
-    struct graph_key from = {0};
+    struct graph_node *from = NULL;
+    bool keyed = false;
     for (size_t i = 0; i < d->ncalls; i++) {
         const struct digest_call *c = &d->calls[i];
         if (c->in_progress || c->end == 0)
@@ -337,18 +550,17 @@ static void graph_add_calls(struct graph *g, const struct digest_doc *d, double 
         const struct graph_idmap_slot *p = graph_idmap_find(g->map, c->id);
         if (p != NULL && p->doc == d && p->call == (int)i && p->flags != 0)
             continue;
-        g->expired_callers++;
-        if (from.name == NULL) /* most documents have no call left: key them lazily */
-            from = graph_key_of(g, svc);
-        char tmp[DIGEST_NAME_MAX + 8];
-        struct graph_key to = graph_inferred_key(g, c, tmp, sizeof(tmp));
-        struct graph_sample cs = graph_call_sample(g, c, now_s);
-        graph_table_count_node(&g->t, &to, &cs);
-        graph_table_count_edge(&g->t, &from, &to, graph_inferred_conn(c, to.type), &cs);
+        if (!keyed) { /* most documents have no call left: find their node lazily */
+            graph_memo_room(g, 1);
+            from = graph_service_node(g, svc, graph_minute(g, c->start, now_s));
+            keyed = true;
+        }
+        graph_add_call(g, d, i, from, now_s, now_ms);
     }
 }
 
-void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, double now_s)
+void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, double now_s,
+                     uint64_t now_ms)
 {
     graph_map_build(g, docs, graph_minute(g, now_s, now_s));
     for (const struct digest_doc *d = docs; d != NULL; d = d->next)
@@ -356,8 +568,23 @@ void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, 
             graph_add_segment(g, d, late, now_s);
     for (const struct digest_doc *d = docs; d != NULL; d = d->next)
         if (graph_complete(d))
-            graph_add_calls(g, d, now_s);
+            graph_add_calls(g, d, now_s, now_ms);
+    graph_memo_clear(g);
     graph_map_done(g);
+}
+
+void graph_tick(struct graph *g, uint64_t now_ms, double now_s)
+{
+    const struct graph_pending_half *h;
+    while ((h = graph_pending_head(&g->pend)) != NULL &&
+           (!(h->flags & GRAPH_PENDING_LIVE) || graph_window_over(g, h->arrived_ms, now_ms)))
+        graph_pending_expire_head(g, now_s);
+}
+
+void graph_flush_pending(struct graph *g, double now_s)
+{
+    while (graph_pending_head(&g->pend) != NULL)
+        graph_pending_expire_head(g, now_s);
 }
 
 void graph_expire(struct graph *g, double now_s)
@@ -387,6 +614,9 @@ void graph_get_stats(const struct graph *g, struct graph_stats *out)
         .unresolved = g->unresolved,
         .dropped = g->t.dropped,
         .evicted_minutes = g->t.evicted_minutes,
+        .pending = g->pend.live,
+        .expired_early = g->expired_early,
+        .unindexed = g->pend.unindexed,
     };
 }
 

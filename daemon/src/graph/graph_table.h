@@ -62,6 +62,7 @@ struct graph_node {
     uint64_t hash;
     uint64_t ref_id;
     uint32_t nedges;  /* in + out: a node is freed when it has neither blocks nor edges */
+    uint32_t pins;    /* holders outside the table (graph_table_pin()): kept while any */
     uint8_t flags;    /* enum graph_node_flag */
     const char *type; /* into name[] */
     char name[];      /* name, NUL, type, NUL */
@@ -120,13 +121,36 @@ struct graph_key graph_table_key(const struct graph_table *t, const char *name, 
  * charged). */
 int graph_table_reserve(struct graph_table *t, size_t bytes, uint32_t minute);
 
-/* Counts s on a node, or on the edge between two nodes, creating them as needed. 0,
- * or -ENOSPC (counted dropped) or -ENOMEM. Pointers into the table held by the caller
- * do not survive these calls (they may evict). */
-int graph_table_count_node(struct graph_table *t, const struct graph_key *k,
-                           const struct graph_sample *s);
-int graph_table_count_edge(struct graph_table *t, const struct graph_key *src,
-                           const struct graph_key *dst, uint8_t conn, const struct graph_sample *s);
+/* The node of k, created when absent, and pinned: it stays (without statistics, if
+ * its minutes go) until graph_table_unpin(), so the caller may hold the pointer
+ * across updates. k's flags are OR-ed in. NULL when the budget has no room for a new
+ * node (nothing counted) or on ENOMEM. */
+struct graph_node *graph_table_pin(struct graph_table *t, const struct graph_key *k,
+                                   uint32_t minute);
+
+/* One more pin on a pinned node. */
+static inline void graph_table_hold(struct graph_node *n)
+{
+    n->pins++;
+}
+
+/* Drops a pin; the node goes when nothing else holds it. */
+void graph_table_unpin(struct graph_table *t, struct graph_node *n);
+
+/* Counts s on a pinned node, or on the edge between two (created as needed). 0, or
+ * -ENOSPC (counted dropped) or -ENOMEM. Pointers into the table held by the caller,
+ * but for pinned nodes, do not survive these calls (they may evict). */
+int graph_table_count_node_at(struct graph_table *t, struct graph_node *n,
+                              const struct graph_sample *s);
+int graph_table_count_edge_at(struct graph_table *t, struct graph_node *src, struct graph_node *dst,
+                              uint8_t conn, const struct graph_sample *s);
+
+/* Starts loading what counting on dst and on the edge src -> dst (both pinned) will
+ * read, one step of the pointer chain per stage: 0 the nodes, 1 (once they are in) dst's
+ * newest block and the edge's bucket, 2 the edge. For a caller that knows its next
+ * updates ahead and whose data has gone cold (the waiting calls expire 10 s later). */
+void graph_table_prefetch(const struct graph_table *t, const struct graph_node *src,
+                          const struct graph_node *dst, int stage);
 
 /* Drops every minute older than oldest_kept. */
 void graph_table_expire(struct graph_table *t, uint32_t oldest_kept);

@@ -12,8 +12,8 @@
 #include "buf.h"
 #include "graph/graph.h"
 
-/* An insertion briefly holds one entry more than the maximum, then merges. */
-#define HISTOGRAM_SLOTS (GRAPH_HISTOGRAM_ENTRIES + 1)
+/* An insertion into a full histogram merges without holding an entry more. */
+#define HISTOGRAM_SLOTS GRAPH_HISTOGRAM_ENTRIES
 
 /* The value in milliseconds: a float keeps ms-rounded durations exact up to 4.6 hours
  * and halves the entry (memory is what bounds how many minutes the graph keeps). */
@@ -26,6 +26,7 @@ struct histogram {
     struct histogram_entry *e; /* owned, sorted by ms; NULL while empty */
     uint16_t n;
     uint16_t cap;
+    uint8_t _closest; /* while full: 1 + j of the closest pair (e[j], e[j + 1]); 0 unknown */
 };
 
 /* The most bytes one histogram_add() may allocate (its largest growth step bounded

@@ -10,8 +10,8 @@
  * idle ones from the head), by creation (eviction pops the oldest) and, while it holds
  * documents, by when it started holding (a full hold releases the head). A per-trace
  * open-addressing set maps each id seen to flags: a complete or in-progress document
- * with that id, a remote or traced call waiting for its callee, a segment naming it as
- * parent. The flags give duplicates, replacements and the count of calls still open,
+ * with that id, a traced call waiting for its callee, a segment naming it as parent.
+ * The flags give duplicates, replacements and the count of traced calls still open,
  * so "root done" is a test of two fields. Closed trace ids are remembered as 64-bit
  * hashes in a ring with a chained index, so a late document is recognised. */
 #include "trace/assembler.h"
@@ -35,7 +35,7 @@
 enum assembler_id_flag {
     ASSEMBLER_ID_COMPLETE = 1u << 0, /* a complete document has this id */
     ASSEMBLER_ID_PARTIAL = 1u << 1,  /* an in-progress document has this id */
-    ASSEMBLER_ID_PENDING = 1u << 2,  /* a remote or traced call with this id waits for its callee */
+    ASSEMBLER_ID_PENDING = 1u << 2,  /* a traced call with this id waits for its callee */
     ASSEMBLER_ID_PARENT = 1u << 3,   /* a complete segment has this id as parent_id */
 };
 
@@ -62,7 +62,7 @@ struct assembler_trace {
     uint64_t *keys;             /* id set: cap keys, then cap flag bytes; 0 is empty */
     uint32_t cap, used;
     uint32_t ndocs;
-    uint32_t open_calls; /* remote or traced calls of complete documents with no callee yet */
+    uint32_t open_calls; /* traced calls of complete documents with no callee segment yet */
     double root_duration;
     uint8_t worst;
     bool late, released, root;
@@ -533,11 +533,9 @@ static void assembler_take(struct assembler *a, struct assembler_trace *t, struc
     }
     for (uint16_t i = 0; i < d->ncalls; i++) {
         const struct digest_call *c = &d->calls[i];
-        /* The SDKs rarely mark an HTTP call traced (Python's requests patch never does,
-         * Node only with downstreamXRayEnabled), and the callee's segment may come
-         * after the caller's root: every remote call is waited for. An AWS call is
-         * not (the services themselves send no segment), unless traced. */
-        if (!(c->traced || c->ns == DIGEST_NS_REMOTE) || c->id == 0)
+        /* Only a traced call keeps the trace open: an untraced one's callee, if it
+         * comes, pairs with the half the graph keeps waiting for its own window. */
+        if (!c->traced || c->id == 0)
             continue;
         uint8_t f = assembler_set_get(a, t, c->id);
         if (!(f & (ASSEMBLER_ID_PENDING | ASSEMBLER_ID_PARENT))) {
@@ -569,6 +567,51 @@ static enum assembler_result assembler_drop(struct assembler *a, struct digest_d
     return ASSEMBLER_DROPPED;
 }
 
+/* The common case — a trace whose first document is its complete root with no traced
+ * call, not held — completes at once: it never enters the table, which saves an
+ * insertion and an eviction per trace under a flood of single-segment traces. */
+static bool assembler_complete_at_once(const struct assembler_trace *t, const struct digest_doc *d,
+                                       const struct doc *doc)
+{
+    if (t != NULL || d == NULL || doc != NULL || (d->flags & DIGEST_SUBSEGMENT) ||
+        d->parent_id != 0)
+        return false;
+    for (uint16_t i = 0; i < d->ncalls; i++)
+        if (d->calls[i].traced)
+            return false;
+    return true;
+}
+
+static enum assembler_result assembler_close_at_once(struct assembler *a, uint64_t h,
+                                                     const char *trace_id, struct digest_doc *d)
+{
+    bool late = assembler_tomb_has(a, h);
+    enum assembler_result r = ASSEMBLER_ADDED;
+    if (late) {
+        a->stats.late++;
+        r = ASSEMBLER_LATE;
+    } else {
+        assembler_tomb_put(a, h);
+    }
+    a->stats.completed[ASSEMBLER_ROOT_DONE]++;
+    d->next = NULL;
+    struct assembled_trace at = {
+        .trace_id = trace_id,
+        .docs = d,
+        .ndocs = 1,
+        .first_ms = d->arrived_ms,
+        .last_ms = d->arrived_ms,
+        .worst = assembler_worst(d),
+        .root_duration = d->end - d->start,
+        .late = late,
+        .why = ASSEMBLER_ROOT_DONE,
+    };
+    if (a->closed != NULL)
+        a->closed(a->ctx, &at);
+    free(d);
+    return r;
+}
+
 enum assembler_result assembler_add(struct assembler *a, const char *trace_id,
                                     const struct segment_view *v, struct doc *doc,
                                     uint64_t arrived_ms, uint64_t now_ms)
@@ -586,6 +629,8 @@ enum assembler_result assembler_add(struct assembler *a, const char *trace_id,
     struct digest_doc *d = NULL;
     if (!v->seg.in_progress && v->seg.has_end_time && (d = digest_build(v, arrived_ms)) == NULL)
         return assembler_drop(a, NULL);
+    if (assembler_complete_at_once(t, d, doc))
+        return assembler_close_at_once(a, h, trace_id, d);
     uint32_t k = 2u + (d != NULL ? d->ncalls : 0); /* its id, parent id and calls */
     if (!assembler_make_room(a, &t, d != NULL ? d->size : 0, idlen, k))
         return assembler_drop(a, d);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Trace assembly: a table keyed by trace id that gathers each trace's documents (as
  * digests) until the trace is complete — idle for the window, or its root segment is
- * done and no remote or traced downstream call is still open — and then hands the whole trace
+ * done and no traced downstream call is still open — and then hands the whole trace
  * to a callback (the service graph, the tail decision). Inside its own byte budget:
  * when a trace does not fit, the oldest is completed early and counted as evicted.
  * Documents held for a tail decision are kept with their trace under a second budget.
@@ -25,7 +25,7 @@
 
 enum assembler_close {
     ASSEMBLER_IDLE = 0,  /* nothing arrived for the window */
-    ASSEMBLER_ROOT_DONE, /* root complete, every remote or traced call answered */
+    ASSEMBLER_ROOT_DONE, /* root complete, every traced call answered */
     ASSEMBLER_EVICTED,   /* the oldest when the budget was full */
     ASSEMBLER_FLUSHED,   /* assembler_flush(): shutdown */
 };

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trace/digest.h"
+
 #define SUMMARY_TEXT_INLINE 256 /* wire.md: names are at most 200 characters */
 
 /* FNV-1a over a seed, finished with a 64-bit mixer (as the store's tables). */
@@ -190,17 +192,16 @@ void summary_clear(struct summary_names *nm, struct summary *s, size_t *bytes)
     summary_init(s, s->seq, s->start);
 }
 
-/* wire.md, "Status classification". */
+/* wire.md, "Status classification", as a summary bit. */
 static unsigned summary_class(const struct scan_segment *g)
 {
-    int32_t st = g->http.response.status;
-    if (g->fault || st >= 500)
-        return SUMMARY_FAULT;
-    if (g->throttle || st == 429)
-        return SUMMARY_THROTTLE;
-    if (g->error || (st >= 400 && st < 500))
-        return SUMMARY_ERROR;
-    return 0;
+    static const unsigned bit[] = {
+        [DIGEST_OK] = 0,
+        [DIGEST_ERROR] = SUMMARY_ERROR,
+        [DIGEST_THROTTLE] = SUMMARY_THROTTLE,
+        [DIGEST_FAULT] = SUMMARY_FAULT,
+    };
+    return bit[digest_classify(g->fault, g->throttle, g->error, g->http.response.status)];
 }
 
 static bool summary_is_root(const struct segment_view *v)
