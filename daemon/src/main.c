@@ -733,11 +733,12 @@ static void xrayd_log_graph(struct xrayd *d)
               (unsigned long long)as.duplicates, (unsigned long long)as.late,
               (unsigned long long)as.replaced, (unsigned long long)as.forced);
     XLOG_INFO(MOD,
-              "service graph: %zu nodes, %zu edges; halves paired %llu, callers expired %llu, "
-              "callees expired %llu, late %llu, unresolved %llu",
+              "service graph: %zu nodes, %zu edges; halves paired %llu, callers expired %llu "
+              "(%llu early: pending ring full), callees expired %llu, late %llu, unresolved %llu",
               gs.nodes, gs.edges, (unsigned long long)gs.paired,
-              (unsigned long long)gs.expired_callers, (unsigned long long)gs.expired_callees,
-              (unsigned long long)gs.late, (unsigned long long)gs.unresolved);
+              (unsigned long long)gs.expired_callers, (unsigned long long)gs.expired_early,
+              (unsigned long long)gs.expired_callees, (unsigned long long)gs.late,
+              (unsigned long long)gs.unresolved);
 }
 
 static void xrayd_destroy(struct xrayd *d)
