@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "api/healthz.h"
+#include "api/metrics_route.h"
 #include "api/sampling_authority.h"
 #include "api/sampling_proxy.h"
 #include "api/read_api.h"
@@ -372,6 +373,8 @@ static int xrayd_listen_http(struct xrayd *d)
     int rc = healthz_register(d->http, xrayd_health, d);
     if (rc == 0 && d->store != NULL)
         rc = read_api_register(d->http, &d->worker);
+    if (rc == 0)
+        rc = metrics_route_register(d->http, &d->worker);
     /* The authority's three routes come before the proxy's catch-all, which then only
      * forwards the other allow-listed paths. */
     if (rc == 0 && d->authority != NULL)

@@ -16,14 +16,17 @@
 
 #include "error.h"
 #include "graph/graph.h"
+#include "graph/graph_edges.h"
 #include "log.h"
+#include "metrics/families.h"
 #include "segment/scan.h"
 #include "trace/assembler.h"
 #include "trace/store.h"
 #include "worker.h"
 
-#define PIPELINE_EXPIRE_MS 10000 /* how often the graph drops minutes past retention */
-#define PIPELINE_SYNC_MS   1000  /* how often the store's files are synced */
+#define PIPELINE_EXPIRE_MS  10000 /* how often the graph drops minutes past retention */
+#define PIPELINE_SYNC_MS    1000  /* how often the store's files are synced */
+#define PIPELINE_METRICS_MS 5000  /* how often idle metric series are dropped */
 
 #define PIPELINE_ATTR_MAX 512  /* a decoded name, origin or method; longer ones are cut */
 #define PIPELINE_URL_MAX  2048 /* a decoded URL; the path of a longer one is cut */
@@ -33,6 +36,9 @@ struct pipeline {
     struct decision *decision;   /* NULL: no sampling stage */
     struct assembler *assembler; /* NULL: no assembly, no graph */
     struct graph *graph;
+    struct families *metrics; /* with the graph */
+    uint64_t metrics_now_ms;  /* the clock the graph's observations are stamped with */
+    uint64_t last_metrics_ms;
     struct store *store;   /* borrowed; NULL: no embedded store */
     struct worker *worker; /* where held documents are handed back */
     bool tail;             /* a tail option is on: undecided traces are held */
@@ -65,12 +71,14 @@ void pipeline_destroy(struct pipeline *p)
         return;
     assembler_destroy(p->assembler);
     graph_destroy(p->graph);
+    families_destroy(p->metrics);
     decision_destroy(p->decision);
     free(p);
 }
 
 static void pipeline_closed(void *ctx, struct assembled_trace *t);
 static void pipeline_released(void *ctx, const char *trace_id, struct doc *docs);
+static const struct graph_observer pipeline_observer;
 
 int pipeline_enable_assembly(struct pipeline *p, const struct pipeline_assembly_options *o)
 {
@@ -87,8 +95,12 @@ int pipeline_enable_assembly(struct pipeline *p, const struct pipeline_assembly_
         .closed = pipeline_closed,
         .ctx = p,
     };
-    if ((p->graph = graph_create(&go)) == NULL || (p->assembler = assembler_create(&ao)) == NULL)
+    if ((p->graph = graph_create(&go)) == NULL || (p->assembler = assembler_create(&ao)) == NULL ||
+        (p->metrics = families_create(NULL)) == NULL)
         return -ENOMEM;
+    struct graph_observer obs = pipeline_observer;
+    obs.ctx = p;
+    graph_set_observer(p->graph, &obs);
     assembler_on_release(p->assembler, pipeline_released, p);
     p->meters[PIPELINE_ASSEMBLY].limit = o->assembly_bytes;
     p->meters[PIPELINE_GRAPH].limit = o->graph_bytes;
@@ -136,6 +148,12 @@ static void pipeline_publish(struct pipeline *p)
         store_get_stats(p->store, &ss);
         atomic_store(&m[PIPELINE_STORE].used, ss.bytes_used);
         atomic_store(&m[PIPELINE_STORE].refused, ss.evicted_documents);
+    }
+    if (p->metrics != NULL) {
+        struct registry_stats rs;
+        registry_get_stats(families_registry(p->metrics), &rs);
+        atomic_store(&m[PIPELINE_METRICS].used, rs.bytes_used);
+        atomic_store(&m[PIPELINE_METRICS].refused, rs.overflowed);
     }
 }
 
@@ -436,7 +454,8 @@ static void pipeline_released(void *ctx, const char *trace_id, struct doc *docs)
 static void pipeline_closed(void *ctx, struct assembled_trace *t)
 {
     struct pipeline *p = ctx;
-    graph_add_trace(p->graph, t->docs, t->late, pipeline_epoch_s(), pipeline_mono_ms());
+    p->metrics_now_ms = pipeline_mono_ms();
+    graph_add_trace(p->graph, t->docs, t->late, pipeline_epoch_s(), p->metrics_now_ms);
     if (t->held == NULL)
         return;
     struct doc *docs = t->held;
@@ -459,6 +478,7 @@ void pipeline_idle(void *ctx, uint64_t now_ms)
     struct pipeline *p = ctx;
     if (p->assembler != NULL)
         assembler_sweep(p->assembler, now_ms);
+    p->metrics_now_ms = now_ms;
     if (p->graph != NULL)
         graph_tick(p->graph, now_ms, pipeline_epoch_s());
     if (p->graph != NULL && now_ms - p->last_expire_ms >= PIPELINE_EXPIRE_MS) {
@@ -469,6 +489,12 @@ void pipeline_idle(void *ctx, uint64_t now_ms)
         store_sync(p->store);
         p->last_sync_ms = now_ms;
     }
+    if (p->metrics != NULL && now_ms - p->last_metrics_ms >= PIPELINE_METRICS_MS) {
+        /* The daemon's series are touched first: only what nothing updates expires. */
+        pipeline_metrics_refresh(p, now_ms);
+        registry_expire(families_registry(p->metrics), now_ms);
+        p->last_metrics_ms = now_ms;
+    }
     pipeline_publish(p);
 }
 
@@ -477,9 +503,58 @@ void pipeline_flush(void *ctx)
     struct pipeline *p = ctx;
     if (p->assembler != NULL)
         assembler_flush(p->assembler);
+    p->metrics_now_ms = pipeline_mono_ms();
     if (p->graph != NULL)
         graph_flush_pending(p->graph, pipeline_epoch_s());
     if (p->store != NULL)
         store_sync(p->store);
     pipeline_publish(p);
+}
+
+/* ---- metrics ---- */
+
+static const char *const pipeline_status_names[] = {"ok", "error", "throttle", "fault"};
+
+static void pipeline_observe_edge(void *ctx, const struct graph_edge_sample *e)
+{
+    struct pipeline *p = ctx;
+    struct families_edge fe = {
+        .client = e->client,
+        .server = e->server,
+        .connection_type = graph_conn_name(e->conn),
+        .failed = e->status == DIGEST_FAULT,
+        .client_seconds = e->client_seconds,
+        .server_seconds = e->server_seconds,
+    };
+    families_edge(p->metrics, &fe, p->metrics_now_ms);
+}
+
+static void pipeline_observe_segment(void *ctx, const char *name, const char *type, uint8_t status,
+                                     double seconds)
+{
+    struct pipeline *p = ctx;
+    const char *st = status <= DIGEST_FAULT ? pipeline_status_names[status] : "ok";
+    families_segment(p->metrics, name, type, st, seconds, p->metrics_now_ms);
+}
+
+static const struct graph_observer pipeline_observer = {
+    .edge = pipeline_observe_edge,
+    .segment = pipeline_observe_segment,
+};
+
+struct registry *pipeline_metrics_refresh(struct pipeline *p, uint64_t now_ms)
+{
+    static const char *const names[PIPELINE_PARTS] = {"assembly", "tail", "graph", "store",
+                                                      "metrics"};
+    if (p->metrics == NULL)
+        return NULL;
+    pipeline_publish(p);
+    struct families_memory mem[PIPELINE_PARTS];
+    size_t n = 0;
+    for (int i = 0; i < PIPELINE_PARTS; i++)
+        if (p->meters[i].limit > 0 || i == PIPELINE_METRICS)
+            mem[n++] = (struct families_memory){names[i], atomic_load(&p->meters[i].used),
+                                                p->meters[i].limit};
+    families_daemon(p->metrics, p->stats, mem, n, now_ms);
+    return families_registry(p->metrics);
 }

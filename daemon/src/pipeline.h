@@ -64,6 +64,7 @@ enum pipeline_part {
     PIPELINE_TAIL,         /* documents held for a tail decision */
     PIPELINE_GRAPH,        /* the service graph */
     PIPELINE_STORE,        /* the embedded store */
+    PIPELINE_METRICS,      /* the metrics registry (bounded by series, not bytes: no limit) */
     PIPELINE_PARTS
 };
 struct pipeline_meter {
@@ -77,6 +78,12 @@ const struct pipeline_meter *pipeline_meter(const struct pipeline *p, enum pipel
  * off. Worker thread only (a worker_job's run()). */
 struct graph *pipeline_graph(struct pipeline *p);
 struct store *pipeline_store(struct pipeline *p);
+struct registry;
+/* The metrics registry (the graph's, the segments' and the daemon's own families), its
+ * daemon counters and memory gauges brought up to date first; NULL before
+ * pipeline_enable_assembly(). Worker thread only (a worker_job's run()): take a
+ * snapshot of it there. now_ms is monotonic. */
+struct registry *pipeline_metrics_refresh(struct pipeline *p, uint64_t now_ms);
 /* The trace window (ms): how far apart a caller and its callee may arrive. */
 uint64_t pipeline_window_ms(const struct pipeline *p);
 

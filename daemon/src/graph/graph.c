@@ -59,6 +59,7 @@ struct graph {
     uint64_t window_ms;
     uint64_t paired, expired_callers, expired_callees, late, unresolved, expired_early;
     uint64_t ids_overflow;
+    struct graph_observer obs;
 };
 
 static size_t graph_pow2_below(size_t n)
@@ -276,6 +277,30 @@ static bool graph_nonempty(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
+/* ---- what the metrics are told ---- */
+
+static void graph_observe_edge(const struct graph *g, const char *client, const char *server,
+                               uint8_t conn, const struct graph_sample *cs, double server_s)
+{
+    if (g->obs.edge == NULL)
+        return;
+    struct graph_edge_sample e = {client,     server,      (enum graph_conn)conn,
+                                  cs->status, cs->seconds, server_s};
+    g->obs.edge(g->obs.ctx, &e);
+}
+
+/* An edge with one view only: the callee's own statistics, or a call nobody answered. */
+static void graph_observe_one(const struct graph *g, const char *client, const char *server,
+                              uint8_t conn, const struct graph_sample *s)
+{
+    graph_observe_edge(g, client, server, conn, s, s->seconds);
+}
+
+void graph_set_observer(struct graph *g, const struct graph_observer *o)
+{
+    g->obs = o != NULL ? *o : (struct graph_observer){0};
+}
+
 /* The node a call nobody answered leads to. A traced call expected an instrumented
  * callee, so it is named after the subsegment; an aws or remote call after its
  * resource (digest_build fills the table, queue or host and its type). tmp holds a
@@ -339,6 +364,7 @@ static void graph_half_expire(struct graph *g, const struct graph_pending_half *
     h->to->flags |= GRAPH_NODE_INFERRED;
     graph_table_count_node_at(&g->t, h->to, &s);
     graph_table_count_edge_at(&g->t, h->from, h->to, h->conn, &s);
+    graph_observe_one(g, h->from->name, h->to->name, h->conn, &s);
     graph_table_unpin(&g->t, h->from);
     graph_table_unpin(&g->t, h->to);
 }
@@ -404,10 +430,10 @@ static void graph_pair_pending(struct graph *g, const struct digest_doc *s, stru
      * call is answered all the same. */
     if (half.from != to) {
         struct graph_sample cs = graph_half_sample(&half);
+        uint8_t conn = (half.flags & GRAPH_PENDING_SQL) ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE;
         g->paired++;
-        graph_count_edge(
-            g, half.from, to,
-            (half.flags & GRAPH_PENDING_SQL) ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE, &cs);
+        graph_count_edge(g, half.from, to, conn, &cs);
+        graph_observe_edge(g, half.from->name, s->name, conn, &cs, s->end - s->start);
     }
     graph_table_unpin(&g->t, half.from);
     graph_table_unpin(&g->t, half.to);
@@ -446,6 +472,7 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, struct graph
          * client view of the request, so the edge gets the callee's own statistics. */
         graph_count_edge(g, graph_service_node(g, caller, own.minute), to, GRAPH_CONN_SERVICE,
                          &own);
+        graph_observe_one(g, caller->name, s->name, GRAPH_CONN_SERVICE, &own);
         return;
     }
     const struct digest_call *c = &p->doc->calls[p->call];
@@ -469,6 +496,7 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, struct graph
          * with no end of its own: the callee's statistics are all there is. */
         graph_count_edge(g, graph_service_node(g, caller, own.minute), to, GRAPH_CONN_SERVICE,
                          &own);
+        graph_observe_one(g, caller->name, s->name, GRAPH_CONN_SERVICE, &own);
         p->flags |= GRAPH_IDMAP_PAIRED;
         return;
     }
@@ -476,8 +504,9 @@ static void graph_pair(struct graph *g, const struct digest_doc *s, struct graph
     g->paired++;
     /* The edge is the caller's view of the request: network and queueing included. */
     struct graph_sample cs = graph_call_sample(g, c, now_s);
-    graph_count_edge(g, graph_service_node(g, caller, cs.minute), to,
-                     c->sql ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE, &cs);
+    uint8_t conn = c->sql ? GRAPH_CONN_DATABASE : GRAPH_CONN_SERVICE;
+    graph_count_edge(g, graph_service_node(g, caller, cs.minute), to, conn, &cs);
+    graph_observe_edge(g, caller->name, s->name, conn, &cs, own.seconds);
 }
 
 /* Pass two for one segment: its node (server view), then who called it. */
@@ -487,6 +516,8 @@ static void graph_add_segment(struct graph *g, const struct digest_doc *s, bool 
     graph_memo_room(g, 2); /* its node, and its caller's or client's */
     struct graph_node *n = graph_service_node(g, s, own.minute);
     graph_count_node(g, n, &own);
+    if (g->obs.segment != NULL)
+        g->obs.segment(g->obs.ctx, s->name, graph_origin(s), own.status, own.seconds);
     if (s->parent_id != 0) {
         graph_pair(g, s, n, late, now_s);
         return;
@@ -496,6 +527,8 @@ static void graph_add_segment(struct graph *g, const struct digest_doc *s, bool 
     struct graph_node *client =
         graph_memo_node(g, s->name, "client", GRAPH_NODE_CLIENT, own.minute);
     graph_count_edge(g, client, n, GRAPH_CONN_SERVICE, &own);
+    /* Metrics name the callers of a root "user" (the Tempo and OTel convention). */
+    graph_observe_one(g, "user", s->name, GRAPH_CONN_SERVICE, &own);
 }
 
 /* Call i of d, whose service's node is from (pinned): nothing in its trace answered it.

@@ -41,6 +41,29 @@ struct graph_edge_view {
 void graph_foreach_edge(const struct graph *g,
                         void (*cb)(void *ctx, const struct graph_edge_view *e), void *ctx);
 
+/* One request counted on an edge, as the service-graph metrics see it. Strings are
+ * borrowed for the callback's duration. */
+struct graph_edge_sample {
+    const char *client; /* the caller's service; "user" for the callers of a root */
+    const char *server;
+    enum graph_conn conn;
+    uint8_t status;        /* enum digest_status, as the edge counts it */
+    double client_seconds; /* the caller's view */
+    double server_seconds; /* the callee segment's own when paired, else client_seconds */
+};
+
+/* Told of every statistic the graph counts, as it counts it (the metrics registry
+ * listens; the graph knows nothing of it). Either callback may be NULL. */
+struct graph_observer {
+    void (*edge)(void *ctx, const struct graph_edge_sample *e);
+    /* A segment counted on its service's node: name, type ("" without origin). */
+    void (*segment)(void *ctx, const char *name, const char *type, uint8_t status, double seconds);
+    void *ctx;
+};
+
+/* Sets the observer (copied; NULL: none). */
+void graph_set_observer(struct graph *g, const struct graph_observer *o);
+
 /* Ids left out of the per-trace id map (a trace holding more than it can map): what
  * refers to them went unresolved or unpaired. */
 uint64_t graph_ids_overflow(const struct graph *g);
