@@ -16,7 +16,7 @@ XRAYD_BUILD_DEBS=(build-essential cmake pkg-config libuv1-dev libjansson-dev
     libcurl4-openssl-dev libssl-dev libyaml-dev libhttp-parser-dev libprotobuf-c-dev
     protobuf-c-compiler libsnappy-dev)
 XRAYD_TEST_DEBS=(libcmocka-dev clang clang-format libclang-rt-14-dev curl nghttp2-server openssl
-    python3-aws-xray-sdk prometheus)
+    python3-aws-xray-sdk prometheus patchelf systemd chromium)
 
 # Node.js and npm: Debian's packages, unless a node with its own npm is already there
 # (NodeSource's nodejs package ships npm and conflicts with Debian's).

@@ -11,6 +11,7 @@
 
 #include "api/healthz.h"
 #include "api/metrics_route.h"
+#include "api/ui_route.h"
 #include "api/sampling_authority.h"
 #include "api/sampling_proxy.h"
 #include "api/read_api.h"
@@ -18,6 +19,7 @@
 #include "aws/endpoint.h"
 #include "aws/region.h"
 #include "config/config.h"
+#include "export/push.h"
 #include "http/client.h"
 #include "http/proxy.h"
 #include "http/server.h"
@@ -62,6 +64,8 @@ struct xrayd {
     /* --spool-dir, else NULL */
     struct spool *spool;
     struct telemetry *telemetry;
+    struct push *push;                    /* the metrics push sinks, when configured */
+    uv_timer_t gauges;                    /* publishes queue depths for /metrics */
     struct rules_holder *rules;           /* sampling rules, when xrayd uses any */
     struct sampling_authority *authority; /* when xrayd answers the SDKs' sampling calls */
     uv_signal_t sighup;                   /* reloads the rules file; only with one */
@@ -182,6 +186,48 @@ static int xrayd_build_store(struct xrayd *d)
     return 0;
 }
 
+/* The HTTP client and the AWS credentials chain, for the upstream and the metrics push
+ * sinks: built once, for whichever needs them first. */
+static int xrayd_build_client(struct xrayd *d)
+{
+    const struct config *cfg = &d->cfg;
+    if (d->http_client != NULL)
+        return 0;
+    struct proxy_settings ps;
+    struct proxy *proxy = NULL;
+    char perr[XRAY_ERR_LEN];
+    proxy_settings_from_env(&ps, cfg->proxy_address);
+    if (proxy_create(&ps, &proxy, perr) != 0) {
+        fprintf(stderr, "xrayd: %s\n", perr);
+        XLOG_ERR(MOD, "%s", perr);
+        return XRAY_ECONFIG;
+    }
+    struct http_client_options ho = {
+        .no_verify_ssl = cfg->no_verify_ssl,
+        .proxy = proxy, /* the client owns it from here */
+        .timeout_ms = (unsigned)cfg->request_timeout_ms,
+    };
+    if ((d->http_client = http_client_create(&d->loop, &ho)) == NULL)
+        return -ENOMEM;
+    /* Without a region there is nothing to sign for (plain remote write only). */
+    if (d->region_source == NULL)
+        return 0;
+    char sts[ENDPOINT_URL_MAX], serr[XRAY_ERR_LEN];
+    if (endpoint_resolve("sts", "STS", NULL, d->region, sts, sizeof(sts), serr) != 0) {
+        fprintf(stderr, "xrayd: STS endpoint: %s\n", serr);
+        XLOG_ERR(MOD, "STS endpoint: %s", serr);
+        return XRAY_ECONFIG;
+    }
+    struct credentials_options co = {
+        .http = d->http_client,
+        .region = d->region,
+        .sts_endpoint = sts,
+        .role_arn = cfg->role_arn, /* -r: every call signed with the assumed role */
+    };
+    d->creds = credentials_chain_create(&co);
+    return d->creds != NULL ? 0 : -ENOMEM;
+}
+
 static int xrayd_build_upstream(struct xrayd *d)
 {
     const struct config *cfg = &d->cfg;
@@ -227,36 +273,9 @@ static int xrayd_build_upstream(struct xrayd *d)
         return d->upstream && d->telemetry ? 0 : -ENOMEM;
     }
 
-    struct proxy_settings ps;
-    struct proxy *proxy = NULL;
-    char perr[XRAY_ERR_LEN];
-    proxy_settings_from_env(&ps, cfg->proxy_address);
-    if (proxy_create(&ps, &proxy, perr) != 0) {
-        fprintf(stderr, "xrayd: %s\n", perr);
-        XLOG_ERR(MOD, "%s", perr);
-        return XRAY_ECONFIG;
-    }
-    struct http_client_options ho = {
-        .no_verify_ssl = cfg->no_verify_ssl,
-        .proxy = proxy, /* the client owns it from here */
-        .timeout_ms = (unsigned)cfg->request_timeout_ms,
-    };
-    d->http_client = http_client_create(&d->loop, &ho);
-    char sts[ENDPOINT_URL_MAX], serr[XRAY_ERR_LEN];
-    if (endpoint_resolve("sts", "STS", NULL, d->region, sts, sizeof(sts), serr) != 0) {
-        fprintf(stderr, "xrayd: STS endpoint: %s\n", serr);
-        XLOG_ERR(MOD, "STS endpoint: %s", serr);
-        return XRAY_ECONFIG;
-    }
-    struct credentials_options co = {
-        .http = d->http_client,
-        .region = d->region,
-        .sts_endpoint = sts,
-        .role_arn = cfg->role_arn, /* -r: every call signed with the assumed role */
-    };
-    d->creds = credentials_chain_create(&co);
-    if (d->http_client == NULL || d->creds == NULL)
-        return -ENOMEM;
+    int crc = xrayd_build_client(d);
+    if (crc != 0)
+        return crc;
     struct xray_options xo = {
         .http = d->http_client,
         .creds = d->creds,
@@ -375,6 +394,8 @@ static int xrayd_listen_http(struct xrayd *d)
         rc = read_api_register(d->http, &d->worker);
     if (rc == 0)
         rc = metrics_route_register(d->http, &d->worker);
+    if (rc == 0 && d->store != NULL)
+        rc = ui_route_register(d->http);
     /* The authority's three routes come before the proxy's catch-all, which then only
      * forwards the other allow-listed paths. */
     if (rc == 0 && d->authority != NULL)
@@ -433,6 +454,9 @@ static void xrayd_close_all(struct xrayd *d)
     if (d->sighup.loop != NULL)
         uv_close((uv_handle_t *)&d->sighup, NULL);
     CLOSE(d->telemetry, telemetry_close);
+    CLOSE(d->push, push_close);
+    if (d->gauges.loop != NULL)
+        uv_close((uv_handle_t *)&d->gauges, NULL);
     if (d->upstream != NULL)
         upstream_close(d->upstream, xrayd_upstream_closed, d);
     else
@@ -445,9 +469,21 @@ static void xrayd_close_all(struct xrayd *d)
         uv_close(handles[i], NULL);
 }
 
+static void xrayd_push_drained(void *data)
+{
+    struct xrayd *d = data;
+    XLOG_INFO(MOD, "metrics sinks sent their last interval; closing");
+    xrayd_close_all(d);
+}
+
 static void xrayd_telemetry_flushed(void *data)
 {
     struct xrayd *d = data;
+    if (d->push != NULL) {
+        XLOG_INFO(MOD, "final telemetry record sent or given up; waiting for the metrics sinks");
+        push_drain(d->push, xrayd_push_drained, d);
+        return;
+    }
     XLOG_INFO(MOD, "final telemetry record sent or given up; closing");
     xrayd_close_all(d);
 }
@@ -484,6 +520,10 @@ static void xrayd_on_signal(uv_signal_t *s, int signum)
     XLOG_INFO(MOD, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_timer_start(&d->deadline, xrayd_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
     udp_stop(d->udp);
+    /* The sinks' last interval is exported before the worker goes: best effort, what
+     * has not been sent when everything closes is dropped (counted). */
+    if (d->push != NULL)
+        push_flush(d->push);
     /* Joining the worker hands back every document it holds, so the drain that
      * follows sees them all. */
     worker_close(&d->worker, xrayd_closed_one, d);
@@ -568,6 +608,52 @@ static int xrayd_build_sampling(struct xrayd *d)
     return 0;
 }
 
+/* --- the metrics push sinks and the gauges ----------------------------------------- */
+
+/* Queue depths live on the loop; /metrics is written on the worker: publish them. */
+static void xrayd_publish_gauges(uv_timer_t *t)
+{
+    struct xrayd *d = container_of(t, struct xrayd, gauges);
+    atomic_uint_fast64_t *q = d->stats.queue_depth;
+    stats_set(&q[STATS_QUEUE_WORKER], worker_inflight(&d->worker));
+    stats_set(&q[STATS_QUEUE_UPLOAD], upstream_queued(d->upstream));
+    stats_set(&q[STATS_QUEUE_UPLOAD_IN_FLIGHT], upstream_in_flight(d->upstream));
+    stats_set(&q[STATS_QUEUE_UPLOAD_RETRYING], upstream_retrying(d->upstream));
+    if (d->push != NULL)
+        push_publish(d->push);
+}
+
+static int xrayd_build_push(struct xrayd *d)
+{
+    const struct config *cfg = &d->cfg;
+    char err[XRAY_ERR_LEN] = "";
+    int rc;
+    uv_timer_init(&d->loop, &d->gauges);
+    uv_timer_start(&d->gauges, xrayd_publish_gauges, 1000, 1000);
+    if (!push_needs_http(cfg))
+        return 0;
+    if ((rc = xrayd_build_client(d)) != 0)
+        return rc;
+    char ua[XRAY_USER_AGENT_MAX];
+    xray_user_agent_default(ua);
+    struct push_options po = {
+        .loop = &d->loop,
+        .worker = &d->worker,
+        .stats = &d->stats,
+        .cfg = cfg,
+        .http = d->http_client,
+        .creds = d->creds,
+        .region = d->region_source != NULL ? d->region : "",
+        .user_agent = ua,
+    };
+    rc = push_start(&d->push, &po, err);
+    if (rc != 0) {
+        fprintf(stderr, "xrayd: %s\n", err[0] ? err : xray_strerror(rc));
+        XLOG_ERR(MOD, "metrics sinks: %s", err[0] ? err : xray_strerror(rc));
+    }
+    return rc;
+}
+
 /* --- start-up ----------------------------------------------------------------------- */
 
 static int xrayd_start(struct xrayd *d)
@@ -586,6 +672,7 @@ static int xrayd_start(struct xrayd *d)
         return rc;
     if ((rc = xrayd_build_sampling(d)) != 0)
         return rc;
+    double buckets[CONFIG_BUCKETS_MAX];
     struct pipeline_assembly_options ao = {
         .window_ms = (uint64_t)cfg->trace_window_s * 1000,
         .assembly_bytes = (size_t)cfg->assembly_mb << 20,
@@ -594,7 +681,12 @@ static int xrayd_start(struct xrayd *d)
         .tail_errors = cfg->tail_errors,
         .tail_latency_ms = (uint32_t)cfg->tail_latency_ms,
         .tail_bytes = cfg->tail_errors || cfg->tail_latency_ms > 0 ? (size_t)cfg->tail_mb << 20 : 0,
+        .metrics = {.registry = {.series_budget = (uint32_t)cfg->metrics_series_budget,
+                                 .idle_ms = (uint64_t)cfg->metrics_idle_expiry_s * 1000},
+                    .buckets = buckets},
     };
+    /* Checked when the config was read: this parse cannot fail. */
+    config_buckets(cfg->metrics_buckets, buckets, CONFIG_BUCKETS_MAX, &ao.metrics.nbuckets, err);
     if ((rc = pipeline_enable_assembly(d->pipeline, &ao)) != 0)
         return rc;
 
@@ -608,6 +700,8 @@ static int xrayd_start(struct xrayd *d)
     if ((rc = worker_start(&d->worker, &d->loop, WORKER_CAPACITY)) != 0)
         return rc;
     d->worker_running = true;
+    if ((rc = xrayd_build_push(d)) != 0)
+        return rc;
 
     if ((rc = xrayd_listen_http(d)) != 0)
         return rc;

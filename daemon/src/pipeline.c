@@ -96,7 +96,7 @@ int pipeline_enable_assembly(struct pipeline *p, const struct pipeline_assembly_
         .ctx = p,
     };
     if ((p->graph = graph_create(&go)) == NULL || (p->assembler = assembler_create(&ao)) == NULL ||
-        (p->metrics = families_create(NULL)) == NULL)
+        (p->metrics = families_create(&o->metrics)) == NULL)
         return -ENOMEM;
     struct graph_observer obs = pipeline_observer;
     obs.ctx = p;
@@ -557,4 +557,20 @@ struct registry *pipeline_metrics_refresh(struct pipeline *p, uint64_t now_ms)
                                                 p->meters[i].limit};
     families_daemon(p->metrics, p->stats, mem, n, now_ms);
     return families_registry(p->metrics);
+}
+
+struct registry_snapshot *pipeline_metrics_snapshot(struct pipeline *p, bool take_stale, int *rc)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t now_ms = pipeline_mono_ms();
+    struct registry *r = pipeline_metrics_refresh(p, now_ms);
+    if (r == NULL) {
+        *rc = -ENOENT;
+        return NULL;
+    }
+    struct registry_snapshot *snap = registry_snapshot(
+        r, now_ms, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, take_stale);
+    *rc = snap != NULL ? 0 : -ENOMEM;
+    return snap;
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "ingest/pool.h"
+#include "metrics/families.h"
 #include "sampler/decision.h"
 #include "sampler/rules_holder.h"
 #include "stats.h"
@@ -41,9 +42,10 @@ struct pipeline_assembly_options {
     size_t assembly_bytes; /* --assembly-memory */
     size_t graph_bytes;    /* --graph-memory */
     uint32_t graph_retention_min;
-    bool tail_errors;         /* --tail-errors */
-    uint32_t tail_latency_ms; /* --tail-latency; 0 = off */
-    size_t tail_bytes;        /* --tail-memory */
+    bool tail_errors;                /* --tail-errors */
+    uint32_t tail_latency_ms;        /* --tail-latency; 0 = off */
+    size_t tail_bytes;               /* --tail-memory */
+    struct families_options metrics; /* --metrics-buckets, -series-budget, -idle-expiry */
 };
 
 /* Adds trace assembly and the service graph, and the tail options (which need the
@@ -84,6 +86,11 @@ struct registry;
  * pipeline_enable_assembly(). Worker thread only (a worker_job's run()): take a
  * snapshot of it there. now_ms is monotonic. */
 struct registry *pipeline_metrics_refresh(struct pipeline *p, uint64_t now_ms);
+struct registry_snapshot;
+/* pipeline_metrics_refresh(), then a snapshot of the registry at this moment (both
+ * clocks), taking the stale series or not (registry_snapshot()). NULL with *rc -ENOENT
+ * (no registry) or -ENOMEM. Worker thread only. */
+struct registry_snapshot *pipeline_metrics_snapshot(struct pipeline *p, bool take_stale, int *rc);
 /* The trace window (ms): how far apart a caller and its callee may arrive. */
 uint64_t pipeline_window_ms(const struct pipeline *p);
 

@@ -64,6 +64,44 @@ enum stats_backend {
     STATS_BACKEND__COUNT
 };
 
+/* The metrics push sinks. X(name, metric label) */
+#define STATS_SINK_MAP(X)                                                                          \
+    X(REMOTE_WRITE, "remote_write")                                                                \
+    X(CLOUDWATCH, "cloudwatch")
+
+enum stats_sink {
+#define X(name, label) STATS_SINK_##name,
+    STATS_SINK_MAP(X)
+#undef X
+        STATS_SINK__COUNT
+};
+extern const char *const stats_sink_labels[STATS_SINK__COUNT];
+
+/* Queue depths the loop publishes for /metrics (the worker cannot read them). */
+#define STATS_QUEUE_MAP(X)                                                                         \
+    X(WORKER, "worker")                     /* documents inside the worker */                      \
+    X(UPLOAD, "upload")                     /* documents waiting for an upload slot */             \
+    X(UPLOAD_IN_FLIGHT, "upload_in_flight") /* upload calls in flight */                           \
+    X(UPLOAD_RETRYING, "upload_retrying")   /* batches waiting to retry */                         \
+    X(REMOTE_WRITE, "remote_write")         /* remote-write requests waiting */                    \
+    X(CLOUDWATCH, "cloudwatch")             /* CloudWatch requests waiting */
+
+enum stats_queue {
+#define X(name, label) STATS_QUEUE_##name,
+    STATS_QUEUE_MAP(X)
+#undef X
+        STATS_QUEUE__COUNT
+};
+extern const char *const stats_queue_labels[STATS_QUEUE__COUNT];
+
+/* Upload call latency, in fixed buckets (seconds; the last bucket is +Inf). */
+#define STATS_LATENCY_BOUNDS 11
+extern const double stats_latency_bounds[STATS_LATENCY_BOUNDS];
+struct stats_latency {
+    atomic_uint_fast64_t buckets[STATS_LATENCY_BOUNDS + 1]; /* not cumulative */
+    atomic_uint_fast64_t sum_us;
+};
+
 struct stats {
     atomic_uint_fast64_t received;  /* every datagram, rejected ones too */
     atomic_uint_fast64_t sent;      /* acknowledged by the upstream, not unprocessed */
@@ -79,6 +117,14 @@ struct stats {
     atomic_uint_fast64_t sampled_out;       /* documents freed: their trace was dropped */
     atomic_uint_fast64_t decisions_evicted; /* remembered decisions dropped for room */
     atomic_uint_fast64_t decisions_expired; /* remembered decisions forgotten by age */
+    /* The metrics push sinks, in requests: accepted by the receiver, attempts retried,
+     * bodies given up (queue full, a 4xx, closing). */
+    atomic_uint_fast64_t sink_sent[STATS_SINK__COUNT];
+    atomic_uint_fast64_t sink_retries[STATS_SINK__COUNT];
+    atomic_uint_fast64_t sink_dropped[STATS_SINK__COUNT];
+    atomic_uint_fast64_t upload_retries; /* upload attempts that failed and were retried */
+    struct stats_latency upload_latency; /* each upload call, sent to answered */
+    atomic_uint_fast64_t queue_depth[STATS_QUEUE__COUNT]; /* gauges, set by the loop */
 };
 
 static inline void stats_add(atomic_uint_fast64_t *c, uint64_t n)
@@ -89,6 +135,14 @@ static inline uint64_t stats_get(atomic_uint_fast64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
+static inline void stats_set(atomic_uint_fast64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+/* Counts one call of us microseconds. */
+void stats_latency_observe(struct stats_latency *l, uint64_t us);
+
 static inline void stats_reject(struct stats *s, enum stats_reject why)
 {
     stats_add(&s->rejected_by[why], 1);

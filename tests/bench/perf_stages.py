@@ -23,6 +23,13 @@ STAGES = [
                                                  "udp_recvmsg", "__skb_recv_udp")),
     ("receive: udp/framing/pool", lambda s: s.startswith(("udp_recv_cb", "udp_alloc_cb", "udp_datagram", "framing_",
                                                           "pool_"))),
+    ("metrics (worker)", lambda s: s.startswith(("families_", "registry_", "metric_",
+                                                 "remote_write_", "prometheus_", "exporter_",
+                                                 "cloudwatch_", "emf_", "put_metric_data_",
+                                                 "sink_queue_", "pipeline_observe",
+                                                 "pipeline_metrics", "protobuf_c_", "snappy"))),
+    ("assembly, graph (worker)", lambda s: s.startswith(("assembler_", "digest_", "graph_",
+                                                         "histogram_"))),
     ("scan (worker)", lambda s: s.startswith(("scan_", "pipeline_"))),
     ("hand-off: queues, wake-ups", lambda s: s.startswith(("worker_", "queue_", "uv_async_send"))
      or s in ("__x64_sys_futex", "futex_wait", "futex_wake", "eventfd_write", "eventfd_read",

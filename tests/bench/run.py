@@ -236,7 +236,8 @@ def drain(daemon, sink, base_docs, sent):
 
 def one_run(args, sink, label, rate, size, seconds, profile=False):
     logdir = args.logdir
-    d = Daemon(args.build, sink.port, args.memory, logdir)
+    d = Daemon(args.build, sink.port, args.memory, logdir,
+               [a.replace("{sink}", str(sink.port)) for a in args.xrayd_arg or ()])
     perf = None
     try:
         time.sleep(1.0)  # settle: the idle figure is after start-up, before any load
@@ -370,6 +371,9 @@ def main():
                     help="instead of the suite: one run at RATE under perf record (cpu-clock)")
     ap.add_argument("--size", type=int, default=1150,
                     help="document bytes for --rates and --profile")
+    ap.add_argument("--xrayd-arg", action="append", metavar="ARG",
+                    help="one more xrayd argument (repeat it); {sink} becomes the sink's port, "
+                         "e.g. --xrayd-arg=--remote-write-url=http://127.0.0.1:{sink}/api/v1/write")
     args = ap.parse_args()
     if not 0 < args.seconds <= 120:
         ap.error("--seconds must be in (0, 120]")

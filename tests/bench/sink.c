@@ -4,6 +4,7 @@
  * POST /TraceSegments answers {"UnprocessedTraceSegments":[]} and counts the documents of
  * the batch by counting the string elements of TraceSegmentDocuments (no JSON parse);
  * POST /TelemetryRecords answers {} and sums the daemon's counters from the records;
+ * POST /api/v1/write (Prometheus remote write) answers 200 and counts requests and bytes;
  * GET /stats returns every count as JSON. It listens on loopback only, stops after
  * --seconds (default 3600) or on SIGTERM/SIGINT, and prints its counts on exit. */
 
@@ -54,6 +55,8 @@ struct sink_stats {
     unsigned long long tel_sent;
     unsigned long long tel_spillover;
     unsigned long long tel_rejected;
+    unsigned long long remote_writes; /* POST /api/v1/write */
+    unsigned long long remote_write_bytes;
 };
 
 static struct sink_stats sink_stats;
@@ -162,10 +165,12 @@ static int sink_format_stats(char *out, size_t cap)
                     "\"batches\":%llu,\"documents\":%llu,\"batch_bytes\":%llu,"
                     "\"telemetry_calls\":%llu,\"telemetry_records\":%llu,"
                     "\"tel_received\":%llu,\"tel_sent\":%llu,\"tel_spillover\":%llu,"
-                    "\"tel_rejected\":%llu,\"cpu_s\":%.3f}",
+                    "\"tel_rejected\":%llu,\"remote_writes\":%llu,\"remote_write_bytes\":%llu,"
+                    "\"cpu_s\":%.3f}",
                     s->connections, s->requests, s->bad_requests, s->batches, s->documents,
                     s->batch_bytes, s->telemetry_calls, s->telemetry_records, s->tel_received,
-                    s->tel_sent, s->tel_spillover, s->tel_rejected, sink_cpu());
+                    s->tel_sent, s->tel_spillover, s->tel_rejected, s->remote_writes,
+                    s->remote_write_bytes, sink_cpu());
 }
 
 static void sink_handle(struct sink_conn *c, const char *method, const char *path, const char *body,
@@ -186,6 +191,10 @@ static void sink_handle(struct sink_conn *c, const char *method, const char *pat
         sink_sum_key(body, blen, "\"SegmentsSpilloverCount\"", &s->tel_spillover);
         sink_sum_key(body, blen, "\"SegmentsRejectedCount\"", &s->tel_rejected);
         sink_respond(c, 200, "{}");
+    } else if (strcmp(method, "POST") == 0 && strcmp(path, "/api/v1/write") == 0) {
+        sink_stats.remote_writes++;
+        sink_stats.remote_write_bytes += blen;
+        sink_respond(c, 200, "");
     } else if (strcmp(method, "GET") == 0 && strcmp(path, "/stats") == 0) {
         char b[1024];
         sink_format_stats(b, sizeof(b));

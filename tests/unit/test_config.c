@@ -732,6 +732,57 @@ static void test_config_usage_every_flag(void **state)
 }
 
 /* docs/configuration.md is what config_markdown() writes: the docs cannot drift. */
+/* The Metrics section: cfg.yaml keys, flags beating them, and the checks beyond a
+ * value's type (bucket lists, the storage resolution). */
+static void test_config_load_metrics(void **state)
+{
+    (void)state;
+    struct run r = {0};
+    const char *f = write_file("metrics.yaml",
+                               "Version: 2\nMetrics:\n  Buckets: 0.1, 1,10\n  SeriesBudget: 50\n"
+                               "  RemoteWriteURL: http://127.0.0.1:9/api/v1/write\n"
+                               "  RemoteWriteIntervalSeconds: 5\n  CloudWatchOutput: emf\n"
+                               "  CloudWatchStorageResolution: 1\n");
+    assert_int_equal(load(&r, "", "-c", f, "--metrics-series-budget", "60", NULL), 0);
+    assert_string_equal(r.cfg.metrics_buckets, "0.1, 1,10");
+    assert_int_equal(r.cfg.metrics_series_budget, 60);
+    assert_string_equal(r.cfg.remote_write_url, "http://127.0.0.1:9/api/v1/write");
+    assert_int_equal(r.cfg.remote_write_interval_s, 5);
+    assert_int_equal(r.cfg.remote_write_queue_kb, 8192);
+    assert_string_equal(r.cfg.cloudwatch_output, "emf");
+    assert_int_equal(r.cfg.cloudwatch_storage_resolution, 1);
+    assert_int_equal(r.cfg.cloudwatch_interval_s, 60);
+    assert_string_equal(r.cfg.cloudwatch_namespace, "XRayDaemon");
+    run_free(&r);
+
+    double b[CONFIG_BUCKETS_MAX];
+    size_t n;
+    char err[XRAY_ERR_LEN];
+    assert_int_equal(config_buckets("0.1, 1,10", b, CONFIG_BUCKETS_MAX, &n, err), 0);
+    assert_int_equal(n, 3);
+    assert_true(b[0] == 0.1 && b[1] == 1 && b[2] == 10);
+    const char *bad[] = {"", "1,1", "2,1", "0", "-1", "1,,2", "1;2", "x", "1,2,"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = config_buckets(bad[i], b, CONFIG_BUCKETS_MAX, &n, err);
+        if (strcmp(bad[i], "1,2,") == 0) { /* a trailing comma is forgiven */
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_equal(rc, XRAY_ECONFIG);
+        assert_non_null(strstr(err, "--metrics-buckets"));
+    }
+    assert_int_equal(config_buckets("1,2,3", b, 2, &n, err), XRAY_ECONFIG);
+
+    assert_int_equal(load(&r, "", "--metrics-buckets", "5,1", NULL), 1);
+    assert_non_null(strstr(r.err, "bounds must increase"));
+    run_free(&r);
+    assert_int_equal(load(&r, "", "--cloudwatch-storage-resolution", "30", NULL), 1);
+    assert_non_null(strstr(r.err, "1 or 60"));
+    run_free(&r);
+    assert_int_equal(load(&r, "", "--cloudwatch-output", "xml", NULL), 1);
+    run_free(&r);
+}
+
 static void test_config_markdown_matches_docs(void **state)
 {
     (void)state;
@@ -797,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_config_api_address_derivation),
         cmocka_unit_test(test_config_destroy_twice),
         cmocka_unit_test(test_config_usage_every_flag),
+        cmocka_unit_test(test_config_load_metrics),
         cmocka_unit_test(test_config_markdown_matches_docs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

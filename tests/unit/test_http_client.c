@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "error.h"
@@ -725,6 +726,23 @@ static void test_http_client_request_ignores_environment(void **state)
     unsetenv("no_proxy");
 }
 
+/* SSL_CERT_FILE wins; a readable built-in default is kept; a missing one (a Debian
+ * build on Amazon Linux) falls back to the first bundle found on this host. */
+static void test_http_client_ca_file(void **state)
+{
+    (void)state;
+    char out[HTTP_CLIENT_CA_PATH_MAX];
+    assert_int_equal(http_client_ca_file("/my/ca.pem", "/etc/hostname", out, sizeof(out)), 1);
+    assert_string_equal(out, "/my/ca.pem");
+    assert_int_equal(http_client_ca_file(NULL, "/etc/hostname", out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(http_client_ca_file("", "/nonexistent/ca.crt", out, sizeof(out)),
+                     access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0 ? 1 : out[0] != 0);
+    if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+        assert_string_equal(out, "/etc/ssl/certs/ca-certificates.crt");
+    assert_int_equal(http_client_ca_file("/too/long", NULL, out, 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_http_client_request_via_proxy),
         cmocka_unit_test(test_http_client_request_no_proxy),
         cmocka_unit_test(test_http_client_request_ignores_environment),
+        cmocka_unit_test(test_http_client_ca_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

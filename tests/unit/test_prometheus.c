@@ -131,7 +131,7 @@ static struct registry_snapshot *golden_snapshot(void)
     const double obs[] = {0.001, 0.002, 0.05, 0.3, 20};
     for (size_t i = 0; i < sizeof(obs) / sizeof(*obs); i++)
         metric_histogram_observe(h, obs[i]);
-    struct registry_snapshot *s = registry_snapshot(r, 2, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 2, 0, true);
     assert_non_null(s);
     registry_destroy(r);
     return s;
@@ -167,7 +167,7 @@ static void test_prometheus_write_empty(void **state)
 {
     (void)state;
     struct registry *r = registry_create(NULL);
-    struct registry_snapshot *s = registry_snapshot(r, 1, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 1, 0, true);
     struct buf b;
     buf_init(&b, 1024);
     assert_int_equal(prometheus_write(s, false, &b), 0);
@@ -216,7 +216,7 @@ static void test_prometheus_write_values(void **state)
         metric_gauge_set(registry_series(r, g, v, n, 1), vals[i].v);
     }
     registry_series(r, h, NULL, NULL, 1);
-    struct registry_snapshot *s = registry_snapshot(r, 1, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 1, 0, true);
     struct buf b;
     buf_init(&b, 1 << 16);
     assert_int_equal(prometheus_write(s, false, &b), 0);
@@ -269,7 +269,7 @@ static void test_prometheus_write_overflow(void **state)
     metric_counter_add(edge(r, req, "user", "web", ""), 1);
     metric_counter_add(edge(r, req, "web", "api", ""), 2);
     metric_counter_add(edge(r, req, "web", "db", "database"), 3);
-    struct registry_snapshot *s = registry_snapshot(r, 1, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 1, 0, true);
     struct buf b;
     buf_init(&b, 1 << 16);
     assert_int_equal(prometheus_write(s, false, &b), 0);
@@ -312,7 +312,7 @@ static void test_prometheus_write_cap(void **state)
     /* Exactly at the cap when the text ends with a family's header too. */
     struct registry *r = registry_create(NULL);
     assert_int_equal(registry_family(r, &failed), 0);
-    s = registry_snapshot(r, 1, 0);
+    s = registry_snapshot(r, 1, 0, true);
     const char *head = "# HELP traces_service_graph_request_failed_total Failed requests between "
                        "two nodes.\n# TYPE traces_service_graph_request_failed_total counter\n";
     buf_init(&b, strlen(head));

@@ -183,7 +183,7 @@ static void test_registry_series_lookup(void **state)
     registry_get_stats(r, &st);
     assert_int_equal(st.series, 5);
     assert_int_equal(st.overflowed, 0);
-    struct registry_snapshot *s = registry_snapshot(r, 5, 1700000000000);
+    struct registry_snapshot *s = registry_snapshot(r, 5, 1700000000000, true);
     assert_non_null(s);
     assert_int_equal(s->taken_ms, 5);
     assert_int_equal(s->taken_epoch_ms, 1700000000000);
@@ -237,7 +237,7 @@ static void test_registry_label_cut(void **state)
     size_t n[3] = {8, 1, 0};
     struct metric_series *z = registry_series(r, req, v, n, 1);
     assert_ptr_equal(edge(r, req, "nul", "s", "", 1), z);
-    struct registry_snapshot *s = registry_snapshot(r, 2, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 2, 0, true);
     const struct metric_family_snapshot *f = &s->families[0];
     assert_int_equal(f->nseries, 3);
     assert_int_equal(strlen(f->series[0].labels[0].value), 256);
@@ -275,7 +275,7 @@ static void test_registry_overflow(void **state)
     registry_get_stats(r, &st);
     assert_int_equal(st.series, 4);
     assert_int_equal(st.overflowed, 2);
-    struct registry_snapshot *s = registry_snapshot(r, 4, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 4, 0, true);
     const struct metric_family_snapshot *f = &s->families[0];
     assert_int_equal(f->nseries, 4);
     const struct metric_sample *m = &f->series[3];
@@ -321,7 +321,7 @@ static void test_registry_expire(void **state)
     assert_int_equal(st.series, 1);
     assert_int_equal(st.expired, 1);
     /* The first snapshot after: a is stale, once, with its labels; b lives on. */
-    struct registry_snapshot *s = registry_snapshot(r, 15 * MIN_MS, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 15 * MIN_MS, 0, true);
     const struct metric_family_snapshot *f = &s->families[0];
     assert_int_equal(f->nseries, 1);
     assert_string_equal(f->series[0].labels[0].value, "b");
@@ -332,14 +332,14 @@ static void test_registry_expire(void **state)
     assert_string_equal(f->stale[0].labels[1].value, "s");
     assert_int_equal(f->stale[0].updated_ms, 0);
     registry_snapshot_free(s);
-    s = registry_snapshot(r, 16 * MIN_MS, 0);
+    s = registry_snapshot(r, 16 * MIN_MS, 0, true);
     assert_int_equal(s->families[0].nstale, 0);
     assert_null(s->families[0].stale);
     assert_int_equal(s->families[0].nseries, 1);
     registry_snapshot_free(s);
     /* a comes back as a new series, from zero. */
     a = edge(r, req, "a", "s", "", 16 * MIN_MS);
-    s = registry_snapshot(r, 16 * MIN_MS, 0);
+    s = registry_snapshot(r, 16 * MIN_MS, 0, true);
     f = &s->families[0];
     assert_int_equal(f->nseries, 2);
     assert_string_equal(f->series[1].labels[0].value, "a");
@@ -365,7 +365,7 @@ static void test_registry_expire_revive(void **state)
     struct metric_series *again = edge(r, req, "a", "s", "", MIN_MS + 1);
     assert_non_null(again);
     metric_counter_add(again, 1);
-    struct registry_snapshot *s = registry_snapshot(r, MIN_MS + 2, 0);
+    struct registry_snapshot *s = registry_snapshot(r, MIN_MS + 2, 0, true);
     const struct metric_family_snapshot *f = &s->families[0];
     assert_int_equal(f->nseries, 1);
     assert_string_equal(f->series[0].labels[0].value, "a");
@@ -397,7 +397,7 @@ static void test_registry_stale_bounded(void **state)
     assert_int_equal(st.series, 0);
     assert_int_equal(st.expired, 5);
     /* At most the budget (2) awaits the snapshot: the newest. */
-    struct registry_snapshot *s = registry_snapshot(r, 2 * MIN_MS, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 2 * MIN_MS, 0, true);
     const struct metric_family_snapshot *f = &s->families[0];
     assert_int_equal(f->nseries, 0);
     assert_int_equal(f->nstale, 2);
@@ -427,7 +427,7 @@ static void test_registry_histogram(void **state)
     const double obs[] = {0.001, 0.002, 0.0021, 0.05, 0.3, 1, 15, 20, NAN};
     for (size_t i = 0; i < sizeof(obs) / sizeof(*obs) - 1; i++)
         metric_histogram_observe(h, obs[i]);
-    struct registry_snapshot *s = registry_snapshot(r, 2, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 2, 0, true);
     const struct metric_sample *m = &s->families[0].series[0];
     /* Bounds are inclusive (le): 0.002 counts in le="0.002". */
     const uint64_t want[16] = {2, 3, 3, 3, 3, 4, 4, 4, 5, 5, 6, 6, 6, 6, 6, 7};
@@ -437,11 +437,58 @@ static void test_registry_histogram(void **state)
     registry_snapshot_free(s);
     /* NaN counts only in +Inf, and makes the sum NaN, as in Prometheus clients. */
     metric_histogram_observe(h, NAN);
-    s = registry_snapshot(r, 3, 0);
+    s = registry_snapshot(r, 3, 0, true);
     m = &s->families[0].series[0];
     assert_memory_equal(m->buckets, want, sizeof(want));
     assert_int_equal(m->count, 9);
     assert_true(isnan(m->value));
+    registry_snapshot_free(s);
+    registry_destroy(r);
+}
+
+/* Observations counted elsewhere (the upload latency atomics) join as deltas. */
+static void test_registry_histogram_add(void **state)
+{
+    (void)state;
+    struct registry *r = make(0, 0);
+    int lat = registry_family(r, &latency);
+    struct metric_series *h = edge(r, lat, "user", "web", "", 1);
+    uint64_t d[17] = {0};
+    d[0] = 2;  /* <= 0.002 */
+    d[5] = 1;  /* <= 0.05 */
+    d[16] = 3; /* +Inf */
+    metric_histogram_add(h, d, 100.5);
+    metric_histogram_observe(h, 0.05);
+    struct registry_snapshot *s = registry_snapshot(r, 2, 0, true);
+    const struct metric_sample *m = &s->families[0].series[0];
+    assert_int_equal(m->buckets[0], 2);
+    assert_int_equal(m->buckets[4], 2);
+    assert_int_equal(m->buckets[5], 4);
+    assert_int_equal(m->buckets[15], 4);
+    assert_int_equal(m->count, 7);
+    assert_true(fabs(m->value - 100.55) < 1e-9);
+    registry_snapshot_free(s);
+    registry_destroy(r);
+}
+
+/* A scrape leaves the stale list to the sink that sends stale markers. */
+static void test_registry_snapshot_leaves_stale(void **state)
+{
+    (void)state;
+    struct registry *r = make(0, MIN_MS);
+    int req = registry_family(r, &requests);
+    metric_counter_add(edge(r, req, "a", "s", "", 0), 1);
+    registry_expire(r, MIN_MS);
+    struct registry_snapshot *s = registry_snapshot(r, MIN_MS, 0, false);
+    assert_int_equal(s->families[0].nseries, 0);
+    assert_int_equal(s->families[0].nstale, 1);
+    registry_snapshot_free(s);
+    s = registry_snapshot(r, MIN_MS, 0, true); /* still there: taken now */
+    assert_int_equal(s->families[0].nstale, 1);
+    assert_string_equal(s->families[0].stale[0].labels[0].value, "a");
+    registry_snapshot_free(s);
+    s = registry_snapshot(r, MIN_MS, 0, true);
+    assert_int_equal(s->families[0].nstale, 0);
     registry_snapshot_free(s);
     registry_destroy(r);
 }
@@ -458,7 +505,7 @@ static void test_registry_snapshot_independent(void **state)
     metric_counter_add(c, 1);
     metric_histogram_observe(h, 0.003);
     metric_gauge_set(g, 7);
-    struct registry_snapshot *s = registry_snapshot(r, 2, 0);
+    struct registry_snapshot *s = registry_snapshot(r, 2, 0, true);
     assert_true(s->bytes > sizeof(*s));
     metric_counter_add(c, 10);
     metric_histogram_observe(h, 0.003);
@@ -467,7 +514,7 @@ static void test_registry_snapshot_independent(void **state)
     edge(r, req, "web", "db", "database", 3);
     edge(r, lat, "web", "db", "database", 3);
     registry_expire(r, 100 * MIN_MS);
-    struct registry_snapshot *later = registry_snapshot(r, 100 * MIN_MS, 0);
+    struct registry_snapshot *later = registry_snapshot(r, 100 * MIN_MS, 0, true);
     registry_destroy(r); /* a snapshot outlives its registry */
     assert_int_equal(s->families[0].nseries, 1);
     assert_true(s->families[0].series[0].value == 1);
@@ -518,7 +565,7 @@ static void test_registry_bytes_used(void **state)
     assert_int_equal(st.series, 102);
     size_t grown = st.bytes_used;
     registry_expire(r, MIN_MS);
-    registry_snapshot_free(registry_snapshot(r, MIN_MS, 0));
+    registry_snapshot_free(registry_snapshot(r, MIN_MS, 0, true));
     registry_get_stats(r, &st);
     assert_int_equal(st.series, 0);
     assert_true(st.bytes_used < grown);
@@ -538,6 +585,8 @@ int main(void)
         cmocka_unit_test(test_registry_expire_revive),
         cmocka_unit_test(test_registry_stale_bounded),
         cmocka_unit_test(test_registry_histogram),
+        cmocka_unit_test(test_registry_histogram_add),
+        cmocka_unit_test(test_registry_snapshot_leaves_stale),
         cmocka_unit_test(test_registry_snapshot_independent),
         cmocka_unit_test(test_registry_bytes_used),
     };

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "http/request.h"
 #include "http/server.h"
@@ -37,18 +36,11 @@ struct metrics_route_job {
 
 int metrics_route_write(struct pipeline *p, bool openmetrics, struct buf *out)
 {
-    struct timespec mono, wall;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    clock_gettime(CLOCK_REALTIME, &wall);
-    uint64_t now_ms = (uint64_t)mono.tv_sec * 1000 + (uint64_t)mono.tv_nsec / 1000000;
-    int64_t epoch_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-    struct registry *r = pipeline_metrics_refresh(p, now_ms);
-    if (r == NULL)
-        return -ENOENT;
-    struct registry_snapshot *snap = registry_snapshot(r, now_ms, epoch_ms);
+    int rc;
+    struct registry_snapshot *snap = pipeline_metrics_snapshot(p, false, &rc);
     if (snap == NULL)
-        return -ENOMEM;
-    int rc = prometheus_write(snap, openmetrics, out);
+        return rc;
+    rc = prometheus_write(snap, openmetrics, out);
     registry_snapshot_free(snap);
     return rc;
 }

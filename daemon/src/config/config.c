@@ -167,6 +167,61 @@ static int config_files(struct config *cfg, const char *search, FILE *warn, char
     return 0;
 }
 
+int config_buckets(const char *list, double *out, size_t max, size_t *n, char err[XRAY_ERR_LEN])
+{
+    *n = 0;
+    for (const char *p = list; *p != '\0';) {
+        while (*p == ' ')
+            p++;
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno != 0 || !(v > 0) || v > 1e9) {
+            xray_err_set(err, "--metrics-buckets: \"%s\" is not a positive number of seconds", p);
+            return XRAY_ECONFIG;
+        }
+        if (*n > 0 && v <= out[*n - 1]) {
+            xray_err_set(err, "--metrics-buckets: bounds must increase (%g after %g)", v,
+                         out[*n - 1]);
+            return XRAY_ECONFIG;
+        }
+        if (*n == max) {
+            xray_err_set(err, "--metrics-buckets: at most %zu bounds", max);
+            return XRAY_ECONFIG;
+        }
+        out[(*n)++] = v;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p != '\0') {
+            xray_err_set(err, "--metrics-buckets: expected a comma at \"%s\"", p);
+            return XRAY_ECONFIG;
+        }
+    }
+    if (*n == 0) {
+        xray_err_set(err, "--metrics-buckets: no bounds");
+        return XRAY_ECONFIG;
+    }
+    return 0;
+}
+
+/* Settings whose checks go beyond one value's type and range. */
+static int config_check(const struct config *cfg, char *err)
+{
+    double b[CONFIG_BUCKETS_MAX];
+    size_t n;
+    if (config_buckets(cfg->metrics_buckets, b, CONFIG_BUCKETS_MAX, &n, err) != 0)
+        return 1;
+    if (cfg->cloudwatch_storage_resolution != 1 && cfg->cloudwatch_storage_resolution != 60) {
+        xray_err_set(err, "--cloudwatch-storage-resolution: 1 or 60, not %d",
+                     cfg->cloudwatch_storage_resolution);
+        return 1;
+    }
+    return 0;
+}
+
 int config_load_search(struct config *cfg, int argc, char **argv, const char *search, FILE *warn,
                        char err[XRAY_ERR_LEN])
 {
@@ -190,6 +245,8 @@ int config_load_search(struct config *cfg, int argc, char **argv, const char *se
         if (slots[i].set)
             options_store(cfg, &options_table[i], &slots[i].v);
     flag_slots_free(slots);
+    if (rc == 0 && !cfg->show_help && !cfg->show_version)
+        rc = config_check(cfg, err);
     if (rc == 0)
         err[0] = '\0'; /* an ignored auto-discovered file may have left its reason */
     return rc;

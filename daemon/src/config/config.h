@@ -58,6 +58,24 @@ struct config {
     bool local_api;           /* --local-api: store and read API with the aws upstream too */
     char *store_dir;          /* --store-dir; "" = the store is memory only */
 
+    /* Metrics: the registry and the push sinks (docs/metrics.md). */
+    char *metrics_buckets;                /* --metrics-buckets: seconds, comma-separated */
+    int metrics_series_budget;            /* --metrics-series-budget: per family */
+    int metrics_idle_expiry_s;            /* --metrics-idle-expiry */
+    char *remote_write_url;               /* --remote-write-url; "" = off */
+    int remote_write_interval_s;          /* --remote-write-interval */
+    int remote_write_queue_kb;            /* --remote-write-queue */
+    char *remote_write_username;          /* --remote-write-username */
+    char *remote_write_password_file;     /* --remote-write-password-file */
+    char *remote_write_bearer_token_file; /* --remote-write-bearer-token-file */
+    char *remote_write_sigv4_region;      /* --remote-write-sigv4-region; "" = not signed */
+    char *cloudwatch_output;              /* --cloudwatch-output emf|put-metric-data; "" = off */
+    int cloudwatch_interval_s;            /* --cloudwatch-interval */
+    char *cloudwatch_namespace;           /* --cloudwatch-namespace */
+    char *cloudwatch_log_group;           /* --cloudwatch-log-group */
+    char *cloudwatch_log_stream;          /* --cloudwatch-log-stream; "" = xrayd-<hostname> */
+    int cloudwatch_storage_resolution;    /* --cloudwatch-storage-resolution: 1 or 60 */
+
     /* Actions rather than settings. */
     bool show_help;          /* -h */
     bool show_version;       /* -v */
@@ -94,6 +112,11 @@ void config_destroy(struct config *cfg);
 void config_usage(FILE *out);
 /* docs/configuration.md, generated from the options table. */
 void config_markdown(FILE *out);
+
+/* The histogram bounds of --metrics-buckets ("0.005, 0.01,1"): positive, increasing,
+ * at most max. 0 with *n set, or XRAY_ECONFIG with err saying why. Pure. */
+#define CONFIG_BUCKETS_MAX 32 /* METRIC_BUCKETS_MAX */
+int config_buckets(const char *list, double *out, size_t max, size_t *n, char err[XRAY_ERR_LEN]);
 
 /* The API address when api_address is unset: the TCP address if it is a loopback
  * address, else 127.0.0.1:2100. Returns a pointer into cfg or a constant. */

@@ -158,6 +158,59 @@ const struct options_entry options_table[] = {
     {"store-dir", 0, "Xrayd.StoreDir", OPTIONS_STRING, "", F(store_dir), 0, 0, 0, 0, "DIR",
      "Directory where the embedded store keeps what it accepted, so a restart loses none "
      "of it; unset: memory only."},
+    {"metrics-buckets", 0, "Metrics.Buckets", OPTIONS_STRING,
+     "0.002,0.004,0.006,0.008,0.01,0.05,0.1,0.2,0.4,0.8,1,1.4,2,5,10,15", F(metrics_buckets), 0, 0,
+     0, 0, "LIST",
+     "Upper bounds in seconds of the latency histograms' buckets, comma-separated and "
+     "increasing, at most 32 (+Inf is implied)."},
+    {"metrics-series-budget", 0, "Metrics.SeriesBudget", OPTIONS_INT, "2000",
+     F(metrics_series_budget), 0, 1, 1000000, 0, "N",
+     "Series per metric family at most; past it updates go to one series labelled "
+     "overflow=\"true\" (counted)."},
+    {"metrics-idle-expiry", 0, "Metrics.IdleExpirySeconds", OPTIONS_INT, "900",
+     F(metrics_idle_expiry_s), 0, 1, 86400 * 7, 0, "S",
+     "Seconds a series may go without an update before it is dropped (counted; remote "
+     "write sends its stale marker)."},
+    {"remote-write-url", 0, "Metrics.RemoteWriteURL", OPTIONS_STRING, "", F(remote_write_url), 0, 0,
+     0, 0, "URL",
+     "Push the metrics with Prometheus remote write 1.0 to this URL (e.g. "
+     "http://prometheus:9090/api/v1/write); unset: off."},
+    {"remote-write-interval", 0, "Metrics.RemoteWriteIntervalSeconds", OPTIONS_INT, "15",
+     F(remote_write_interval_s), 0, 1, 3600, 0, "S", "Seconds between remote-write pushes."},
+    {"remote-write-queue", 0, "Metrics.RemoteWriteQueueKB", OPTIONS_INT, "8192",
+     F(remote_write_queue_kb), 0, 1, 1 << 20, 0, "KB",
+     "Kilobytes of remote-write requests held while the receiver is away; past it the "
+     "oldest are dropped (counted)."},
+    {"remote-write-username", 0, "Metrics.RemoteWriteUsername", OPTIONS_STRING, "",
+     F(remote_write_username), 0, 0, 0, 0, "USER",
+     "Basic-auth user name for remote write (with --remote-write-password-file)."},
+    {"remote-write-password-file", 0, "Metrics.RemoteWritePasswordFile", OPTIONS_STRING, "",
+     F(remote_write_password_file), 0, 0, 0, 0, "FILE",
+     "File holding the basic-auth password for remote write."},
+    {"remote-write-bearer-token-file", 0, "Metrics.RemoteWriteBearerTokenFile", OPTIONS_STRING, "",
+     F(remote_write_bearer_token_file), 0, 0, 0, 0, "FILE",
+     "File holding a bearer token sent with every remote-write request."},
+    {"remote-write-sigv4-region", 0, "Metrics.RemoteWriteSigV4Region", OPTIONS_STRING, "",
+     F(remote_write_sigv4_region), 0, 0, 0, 0, "REGION",
+     "Sign remote-write requests with SigV4 for this region (service aps: Amazon Managed "
+     "Service for Prometheus), with the daemon's AWS credentials."},
+    {"cloudwatch-output", 0, "Metrics.CloudWatchOutput", OPTIONS_CHOICE, "", F(cloudwatch_output),
+     0, 0, 0, 0, "emf|put-metric-data",
+     "Send the metrics to CloudWatch: emf (log events in the embedded metric format, "
+     "through PutLogEvents) or put-metric-data; unset: off. Needs a region."},
+    {"cloudwatch-interval", 0, "Metrics.CloudWatchIntervalSeconds", OPTIONS_INT, "60",
+     F(cloudwatch_interval_s), 0, 1, 3600, 0, "S", "Seconds between CloudWatch sends."},
+    {"cloudwatch-namespace", 0, "Metrics.CloudWatchNamespace", OPTIONS_STRING, "XRayDaemon",
+     F(cloudwatch_namespace), 0, 0, 0, 0, "NS", "CloudWatch namespace of the metrics."},
+    {"cloudwatch-log-group", 0, "Metrics.CloudWatchLogGroup", OPTIONS_STRING, "/xrayd/metrics",
+     F(cloudwatch_log_group), 0, 0, 0, 0, "NAME",
+     "Log group of the EMF events, created when missing."},
+    {"cloudwatch-log-stream", 0, "Metrics.CloudWatchLogStream", OPTIONS_STRING, "",
+     F(cloudwatch_log_stream), 0, 0, 0, 0, "NAME",
+     "Log stream of the EMF events, created when missing; unset: xrayd-<hostname>."},
+    {"cloudwatch-storage-resolution", 0, "Metrics.CloudWatchStorageResolution", OPTIONS_INT, "60",
+     F(cloudwatch_storage_resolution), 0, 1, 60, 0, "S",
+     "StorageResolution of the CloudWatch metrics: 1 (high resolution) or 60."},
 };
 const size_t options_count = sizeof(options_table) / sizeof(options_table[0]);
 

@@ -74,6 +74,8 @@ struct http_client {
     unsigned max_connections;
     unsigned timeout_ms;
     int no_verify_ssl;
+    char ca_file[HTTP_CLIENT_CA_PATH_MAX]; /* "" = libcurl's built-in default */
+    char ca_dir[HTTP_CLIENT_CA_PATH_MAX];  /* SSL_CERT_DIR, "" when unset */
     struct proxy *proxy;
     int closing;
     unsigned handles_closing;
@@ -464,6 +466,39 @@ static size_t client_on_header(char *ptr, size_t size, size_t nmemb, void *userp
 
 /* ---- public API ---- */
 
+/* Where CA bundles live: Debian/Ubuntu, then Amazon Linux / RHEL / Fedora, SUSE,
+ * Alpine and the BSD-style path. Debian's libcurl looks only at the first, so a
+ * relocatable build on Amazon Linux 2023 would trust nothing without this list. */
+static const char *const client_ca_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+};
+
+int http_client_ca_file(const char *env_file, const char *builtin, char *out, size_t cap)
+{
+    const char *pick = NULL;
+    if (env_file != NULL && *env_file != '\0')
+        pick = env_file; /* SSL_CERT_FILE: the user's word, as OpenSSL and Go take it */
+    else if (builtin != NULL && *builtin != '\0' && access(builtin, R_OK) == 0)
+        pick = NULL; /* libcurl's own default is there: leave it */
+    else
+        for (size_t i = 0; i < sizeof(client_ca_files) / sizeof(client_ca_files[0]); i++)
+            if (access(client_ca_files[i], R_OK) == 0) {
+                pick = client_ca_files[i];
+                break;
+            }
+    if (pick == NULL || strlen(pick) >= cap) {
+        if (cap > 0)
+            out[0] = '\0';
+        return 0;
+    }
+    snprintf(out, cap, "%s", pick);
+    return 1;
+}
+
 struct http_client *http_client_create(uv_loop_t *loop, const struct http_client_options *opt)
 {
     static int curl_ready;
@@ -488,6 +523,14 @@ struct http_client *http_client_create(uv_loop_t *loop, const struct http_client
     c->max_pending = opt->max_pending ? opt->max_pending : HTTP_CLIENT_MAX_PENDING;
     c->timeout_ms = opt->timeout_ms ? opt->timeout_ms : HTTP_CLIENT_TIMEOUT_MS;
     c->no_verify_ssl = opt->no_verify_ssl;
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    if (http_client_ca_file(getenv("SSL_CERT_FILE"),
+                            vi != NULL && vi->age >= CURLVERSION_SEVENTH ? vi->cainfo : NULL,
+                            c->ca_file, sizeof(c->ca_file)))
+        XLOG_INFO("http", "CA certificates from %s", c->ca_file);
+    const char *dir = getenv("SSL_CERT_DIR");
+    if (dir != NULL && strlen(dir) < sizeof(c->ca_dir))
+        snprintf(c->ca_dir, sizeof(c->ca_dir), "%s", dir);
     if ((c->multi = curl_multi_init()) == NULL)
         goto fail;
     if (uv_timer_init(loop, &c->timer) != 0) {
@@ -555,6 +598,14 @@ static int client_req_setup(struct http_client *c, struct client_req *r,
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
+    }
+    if (c->ca_file[0] != '\0') {
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, c->ca_file);
+    }
+    if (c->ca_dir[0] != '\0') {
+        curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_dir);
+        curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, c->ca_dir);
     }
     if (curl_easy_setopt(e, CURLOPT_URL, req->url) != CURLE_OK)
         return -EINVAL;

@@ -87,6 +87,14 @@ unsigned http_client_pending(const struct http_client *c);
  * last close callback and then calls cb (may be NULL). */
 void http_client_close(struct http_client *c, void (*cb)(void *data), void *data);
 
+/* Which CA bundle TLS trusts: env_file (SSL_CERT_FILE) when set; else nothing
+ * (libcurl's builtin default, when that file is readable); else the first readable
+ * bundle of the usual places on Linux distributions. Writes it to out and returns 1,
+ * or returns 0 with out "" to keep libcurl's default. SSL_CERT_DIR is honoured too
+ * (CURLOPT_CAPATH). Reads the file system. */
+#define HTTP_CLIENT_CA_PATH_MAX 512
+int http_client_ca_file(const char *env_file, const char *builtin, char *out, size_t cap);
+
 /* Text of an error class: "timeout", "refused", ... */
 const char *http_client_error_name(enum http_client_error e);
 

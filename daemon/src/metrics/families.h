@@ -35,9 +35,15 @@ struct families_memory {
     size_t limit; /* 0: no limit series */
 };
 
+struct families_options {
+    struct registry_options registry;
+    const double *buckets; /* latency histograms' bounds in seconds, increasing; copied */
+    size_t nbuckets;       /* 0: the defaults of service-graph.md; <= METRIC_BUCKETS_MAX */
+};
+
 /* A registry with every family declared (o may be NULL: the defaults). NULL on
- * ENOMEM. */
-struct families *families_create(const struct registry_options *o);
+ * ENOMEM or bad options. */
+struct families *families_create(const struct families_options *o);
 void families_destroy(struct families *f);
 
 /* The registry, for snapshots and expiry (borrowed: valid until families_destroy()). */

@@ -59,6 +59,7 @@ struct registry {
     struct registry_family **families;
     size_t nfamilies, cap;
     struct registry_stats stats;
+    uint64_t generation; /* bumped when a series goes stale or is freed */
 };
 
 static const char registry_overflow_value[] = "true";
@@ -267,14 +268,27 @@ static void registry_list_remove(struct registry_list *l, struct metric_series *
 
 /* FNV-1a over the seed, each value's length and bytes, then a 64-bit mixer so the low
  * bits the table uses spread. */
+/* Word at a time: label values are short strings hashed on every update, so a byte
+ * loop showed in profiles. Seeded per registry against crafted collisions. */
 static uint64_t registry_hash(uint64_t seed, size_t n, const char *const *values,
                               const size_t *lens)
 {
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
     uint64_t h = 0xcbf29ce484222325ull ^ seed;
     for (size_t i = 0; i < n; i++) {
-        h = (h ^ lens[i]) * 0x100000001b3ull;
-        for (size_t k = 0; k < lens[i]; k++)
-            h = (h ^ (unsigned char)values[i][k]) * 0x100000001b3ull;
+        const char *v = values[i];
+        size_t len = lens[i];
+        h = (h ^ len) * k;
+        for (; len >= 8; v += 8, len -= 8) {
+            uint64_t w;
+            memcpy(&w, v, 8);
+            h = (h ^ w) * k;
+            h ^= h >> 29;
+        }
+        uint64_t w = 0;
+        memcpy(&w, v, len);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
     }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
@@ -429,6 +443,11 @@ struct metric_series *registry_series(struct registry *r, int family, const char
     return s;
 }
 
+void registry_touch(struct metric_series *s, uint64_t now_ms)
+{
+    s->updated_ms = now_ms;
+}
+
 void metric_counter_add(struct metric_series *s, double v)
 {
     assert(s->def->type == METRIC_COUNTER);
@@ -460,6 +479,17 @@ void metric_histogram_observe(struct metric_series *s, double v)
     s->value += v;
 }
 
+void metric_histogram_add(struct metric_series *s, const uint64_t *deltas, double sum)
+{
+    assert(s->def->type == METRIC_HISTOGRAM);
+    for (size_t i = 0; i <= s->def->nbuckets; i++) {
+        if (i < s->def->nbuckets)
+            s->buckets[i] += deltas[i];
+        s->count += deltas[i];
+    }
+    s->value += sum;
+}
+
 /* ---- expiry ---- */
 
 static void registry_make_stale(struct registry *r, struct registry_family *f,
@@ -468,6 +498,7 @@ static void registry_make_stale(struct registry *r, struct registry_family *f,
     registry_list_remove(&f->live, s);
     s->stale = true;
     registry_list_push(&f->stale, s);
+    r->generation++;
     r->stats.series--;
     r->stats.expired++;
     /* Bounded: past the budget, the oldest expired series is forgotten unreported. */
@@ -492,6 +523,11 @@ void registry_expire(struct registry *r, uint64_t now_ms)
                 registry_make_stale(r, f, s);
         }
     }
+}
+
+uint64_t registry_generation(const struct registry *r)
+{
+    return r->generation;
 }
 
 void registry_get_stats(const struct registry *r, struct registry_stats *out)
@@ -579,6 +615,8 @@ static void registry_fill_sample(struct registry_fill *w, const char *const *nam
 /* Hands the family's expired series over to the snapshot being filled: forgotten now. */
 static void registry_release_stale(struct registry *r, struct registry_family *f)
 {
+    if (f->stale.n > 0)
+        r->generation++;
     for (struct metric_series *s = f->stale.head, *next; s != NULL; s = next) {
         next = s->next;
         if (s->overflow)
@@ -590,7 +628,8 @@ static void registry_release_stale(struct registry *r, struct registry_family *f
     f->stale = (struct registry_list){NULL, NULL, 0};
 }
 
-struct registry_snapshot *registry_snapshot(struct registry *r, uint64_t now_ms, int64_t epoch_ms)
+struct registry_snapshot *registry_snapshot(struct registry *r, uint64_t now_ms, int64_t epoch_ms,
+                                            bool take_stale)
 {
     struct registry_sizes z;
     registry_size(r, &z);
@@ -627,7 +666,8 @@ struct registry_snapshot *registry_snapshot(struct registry *r, uint64_t now_ms,
         fams[i].stale = f->stale.n ? w.sample : NULL;
         for (const struct metric_series *s = f->stale.head; s != NULL; s = s->next)
             registry_fill_sample(&w, names, s);
-        registry_release_stale(r, f);
+        if (take_stale)
+            registry_release_stale(r, f);
     }
     assert(w.chars == block + bytes);
     snap->taken_ms = now_ms;

@@ -69,15 +69,27 @@ int registry_family(struct registry *r, const struct metric_family_def *def);
 struct metric_series *registry_series(struct registry *r, int family, const char *const *values,
                                       const size_t *lens, uint64_t now_ms);
 
+/* Marks s used at now_ms, as registry_series() does: for callers that keep series
+ * pointers (valid while registry_generation() stays the same). */
+void registry_touch(struct metric_series *s, uint64_t now_ms);
+
 void metric_counter_add(struct metric_series *s, double v);
 void metric_gauge_set(struct metric_series *s, double v);
 void metric_histogram_observe(struct metric_series *s, double v);
+/* Adds observations counted elsewhere: deltas[i] in bucket i (not cumulative; the
+ * family's nbuckets finite ones, then +Inf), summing to sum. */
+void metric_histogram_add(struct metric_series *s, const uint64_t *deltas, double sum);
 
 /* Drops series not used for idle_ms (counted); they appear in the next snapshot's
  * stale list. Call every few seconds. */
 void registry_expire(struct registry *r, uint64_t now_ms);
 
 void registry_get_stats(const struct registry *r, struct registry_stats *out);
+
+/* Changes whenever a series pointer may have stopped being the one registry_series()
+ * returns (a series went stale or was freed): callers that cache series pointers drop
+ * their cache when it moves. */
+uint64_t registry_generation(const struct registry *r);
 
 /* ---- snapshots: what exporters read ---- */
 
@@ -113,9 +125,13 @@ struct registry_snapshot {
 };
 
 /* An immutable copy of everything (one allocation block, freed with
- * registry_snapshot_free()); the stale list is handed over and emptied. NULL on
- * ENOMEM. Worker thread. */
-struct registry_snapshot *registry_snapshot(struct registry *r, uint64_t now_ms, int64_t epoch_ms);
+ * registry_snapshot_free()). Series expired since the last snapshot that took them are
+ * listed as stale; with take_stale they are handed over and forgotten (remote write,
+ * which sends their stale markers, takes them; a scrape leaves them for it). Until
+ * taken, at most series_budget stale series per family are kept, oldest dropped. NULL
+ * on ENOMEM. Worker thread. */
+struct registry_snapshot *registry_snapshot(struct registry *r, uint64_t now_ms, int64_t epoch_ms,
+                                            bool take_stale);
 void registry_snapshot_free(struct registry_snapshot *s); /* any thread */
 
 #endif

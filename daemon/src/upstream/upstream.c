@@ -144,6 +144,7 @@ static void upstream_attempt(struct upstream *up, struct upstream_batch *b)
     b->retry_after_ms = -1;
     b->done = upstream_on_done;
     up->in_flight++;
+    b->_sent_ns = uv_hrtime();
     int rc = up->ops->send(up->ctx, b, upstream_on_done);
     if (rc == 0)
         stats_add(&up->stats->batches, 1);
@@ -261,6 +262,7 @@ static void upstream_finish(struct upstream *up, struct upstream_batch *b, int s
                        up->policy.attempts, (long long)delay);
             b->_due_ms = now + (uint64_t)delay;
             up->waiting++;
+            stats_add(&up->stats->upload_retries, 1);
             return;
         }
         upstream_note(up,
@@ -303,6 +305,9 @@ static void upstream_check_drained(struct upstream *up)
 static void upstream_on_done(struct upstream_batch *b, int status)
 {
     struct upstream *up = b->_up;
+    /* Calls that got an answer or failed on the wire; not those canceled at close. */
+    if (status != -ECANCELED && status != XRAY_ECLOSED)
+        stats_latency_observe(&up->stats->upload_latency, (uv_hrtime() - b->_sent_ns) / 1000);
     upstream_finish(up, b, status);
     if (up->closing)
         upstream_maybe_free(up);

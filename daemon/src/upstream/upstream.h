@@ -61,6 +61,7 @@ struct upstream_batch {
     unsigned _attempts; /* attempts of the documents in docs */
     uint64_t _first_ms; /* loop time of the batch's first attempt */
     uint64_t _due_ms;   /* waiting for a retry until then, else UINT64_MAX */
+    uint64_t _sent_ns;  /* uv_hrtime() when the attempt was handed to the sender */
     /* A replayed batch (upstream_replay): its completion and worst outcome so far. */
     void (*_replay_done)(void *ctx, int status);
     void *_replay_ctx;

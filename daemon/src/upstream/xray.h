@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The AWS X-Ray API client every X-Ray call goes through (PutTraceSegments,
- * PutTelemetryRecords, the sampling forwards): a signed JSON POST over the shared
- * HTTP client, with each failure counted in stats->backend[] and the last one kept
- * for /healthz. Loop thread only. */
+ * PutTelemetryRecords, the sampling forwards): a signed JSON POST (aws_call.h), with
+ * each failure counted in stats->backend[] and the last one kept for /healthz. Loop
+ * thread only. */
 #ifndef XRAYD_XRAY_H
 #define XRAYD_XRAY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/aws_call.h"
 #include "aws/credentials.h"
 #include "http/client.h"
 #include "stats.h"
@@ -16,10 +17,9 @@
 #define XRAY_SERVICE        "xray" /* SigV4 signing name */
 #define XRAY_PATH_MAX       128    /* an API path such as "/TraceSegments" */
 #define XRAY_USER_AGENT_MAX 256
-#define XRAY_ERROR_BODY_MAX 65536 /* error bodies larger than this are not parsed */
-#define XRAY_ERROR_TEXT_MAX                                                                        \
-    160 /* of the service's message: AWS messages can quote the                                    \
-           canonical request, which is never kept whole */
+/* What xray_error_describe reads and keeps: aws_client_error_describe's bounds. */
+#define XRAY_ERROR_BODY_MAX AWS_CALL_ERROR_BODY_MAX
+#define XRAY_ERROR_TEXT_MAX AWS_CALL_ERROR_TEXT_MAX
 
 struct xray;
 
