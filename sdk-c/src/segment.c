@@ -74,9 +74,16 @@ struct xray_segment *xray_segment_begin(struct xray_recorder *rec,
     } else if (h != NULL && (h->sampled == XRAY_SAMPLED_YES || h->sampled == XRAY_SAMPLED_NO)) {
         t->sampled = h->sampled == XRAY_SAMPLED_YES;
     } else {
+        /* Rules match ServiceType against the origin: the configured one, else what
+         * the plugins found, as the other SDKs do. */
+        const struct xray__plugin_data *pd =
+            atomic_load_explicit(&rec->plugin, memory_order_acquire);
+        const char *type = rec->service_type[0]               ? rec->service_type
+                           : pd != NULL && pd->origin[0] != 0 ? pd->origin
+                                                              : NULL;
         struct xray_sampling_request req = {
             .service_name = xray_sampling_str_c(name),
-            .service_type = xray_sampling_str_c(rec->service_type[0] ? rec->service_type : NULL),
+            .service_type = xray_sampling_str_c(type),
             .host = xray_sampling_str_c(opts->host),
             .http_method = xray_sampling_str_c(opts->http_method),
             .url_path = xray_sampling_str_c(opts->url_path),

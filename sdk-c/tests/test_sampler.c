@@ -229,6 +229,45 @@ static void test_sampler_local_file_v2(void **state)
     xray_recorder_destroy(rec);
 }
 
+/* The sampling request's service_type is the plugins' origin when the code gave
+ * none (rules on ServiceType match it, as in the other SDKs). A recording sampler in
+ * place of the real one shows what the rules would see. */
+static char seen_type[64];
+
+static bool seen_decide(void *ctx, const struct xray_sampling_request *req, uint64_t now_ms,
+                        char *rule_name)
+{
+    (void)ctx, (void)now_ms, (void)rule_name;
+    snprintf(seen_type, sizeof(seen_type), "%.*s", (int)req->service_type.len,
+             req->service_type.p != NULL ? req->service_type.p : "");
+    return true;
+}
+
+static void seen_destroy(void *ctx)
+{
+    (void)ctx;
+}
+
+static const struct xray__sampler_ops seen_ops = {seen_decide, seen_destroy};
+
+static void test_sampler_service_type_from_plugin(void **state)
+{
+    (void)state;
+    struct xray_recorder *rec = recorder(XRAY_SAMPLER_LOCAL, fake_closed_port(), NULL);
+    rec->sampler->destroy(rec->sampler_ctx);
+    rec->sampler = &seen_ops;
+    rec->sampler_ctx = NULL;
+    xray_segment_end(xray_segment_begin(rec, NULL));
+    assert_string_equal(seen_type, ""); /* no origin yet */
+    struct xray__plugin_data *pd = calloc(1, sizeof(*pd));
+    assert_non_null(pd);
+    snprintf(pd->origin, sizeof(pd->origin), "AWS::EC2::Instance");
+    assert_int_equal(xray__recorder_set_plugin_data(rec, pd), 0);
+    xray_segment_end(xray_segment_begin(rec, NULL));
+    assert_string_equal(seen_type, "AWS::EC2::Instance");
+    xray_recorder_destroy(rec);
+}
+
 static void test_sampler_local_file_v1(void **state)
 {
     (void)state;
@@ -489,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_sampler_local_default),
         cmocka_unit_test(test_sampler_local_file_v2),
         cmocka_unit_test(test_sampler_local_file_v1),
+        cmocka_unit_test(test_sampler_service_type_from_plugin),
         cmocka_unit_test(test_sampler_bad_file_fails_create),
         cmocka_unit_test(test_sampler_centralized_rules_targets_statistics),
         cmocka_unit_test(test_sampler_targets_rate),

@@ -17,30 +17,11 @@ import time
 
 import harness
 from harness import IntegrationCase, wait_for
+from metrics_peers import HEADER, TRACES, trace_docs
 
-TRACES = 3
-FAULT_AT = 1
-HEADER = b'{"format":"json","version":1}\n'
 NAMESPACE = "XrayTest"
 GROUP = "/xrayd/test-metrics"
 STREAM = "it-stream"
-
-
-def trace_docs(i, now):
-    tid = "1-%08x-%024x" % (int(now), 0xabc000 + i)
-    fault = i == FAULT_AT
-    call = {"name": "api", "id": "%016x" % (0xb00 + i), "namespace": "remote", "traced": True,
-            "start_time": now + 0.05, "end_time": now + 0.35,
-            "http": {"response": {"status": 500 if fault else 200}}}
-    if fault:
-        call["fault"] = True
-    web = {"name": "web", "id": "%016x" % (0xa00 + i), "trace_id": tid,
-           "start_time": now, "end_time": now + 0.3, "subsegments": [call]}
-    api = {"name": "api", "id": "%016x" % (0xc00 + i), "trace_id": tid,
-           "parent_id": call["id"], "start_time": now + 0.06, "end_time": now + 0.21}
-    if fault:
-        api["fault"] = True
-    return [api, web]
 
 
 class MetricsCloudWatchTest(IntegrationCase):

@@ -12,59 +12,18 @@ through its query API with exact values.
   down arrive.
 """
 
-import base64
-import json
 import os
 import shutil
-import socket
 import time
 import unittest
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import harness
 from harness import IntegrationCase, wait_for
-
-TRACES = 3
-FAULT_AT = 1
-HEADER = b'{"format":"json","version":1}\n'
-
-USER = "rw"
-PASSWORD = "s3cret-pw"
-# bcrypt of PASSWORD (cost 4, the lowest Go's bcrypt takes), for Prometheus's web config.
-PASSWORD_BCRYPT = "$2b$04$SEEx38WzweG11RFT4BCwZeUb0oQ.eayFlikW/NqRlaXBKgmP26M.O"
+from metrics_peers import (FAULT_AT, PASSWORD, TRACES, USER, Prometheus, scrape_value,
+                           send_mix)
 
 EDGE = '{client="web",server="api"}'
 ROOT = '{client="user",server="web"}'
-
-
-def trace_docs(i, now):
-    tid = "1-%08x-%024x" % (int(now), 0xabc000 + i)
-    fault = i == FAULT_AT
-    call = {"name": "api", "id": "%016x" % (0xb00 + i), "namespace": "remote", "traced": True,
-            "start_time": now + 0.05, "end_time": now + 0.35,
-            "http": {"response": {"status": 500 if fault else 200}}}
-    if fault:
-        call["fault"] = True
-    web = {"name": "web", "id": "%016x" % (0xa00 + i), "trace_id": tid,
-           "start_time": now, "end_time": now + 0.3, "subsegments": [call]}
-    api = {"name": "api", "id": "%016x" % (0xc00 + i), "trace_id": tid,
-           "parent_id": call["id"], "start_time": now + 0.06, "end_time": now + 0.21}
-    if fault:
-        api["fault"] = True
-    return [api, web]
-
-
-def scrape_value(x, key):
-    """The value of one sample line of xrayd's own /metrics, or None."""
-    status, body = harness.http_get(x.tcp_url + "/metrics")
-    if status != 200:
-        return None
-    for line in body.decode("utf-8").splitlines():
-        if line.startswith(key + " "):
-            return float(line.rpartition(" ")[2])
-    return None
 
 
 def sink_requests(x, outcome):
@@ -72,75 +31,10 @@ def sink_requests(x, outcome):
                         % outcome) or 0
 
 
-class Prometheus:
-    """A Prometheus with the remote-write receiver on a given or free loopback port."""
-
-    def __init__(self, case, port=None, basic_auth=False):
-        self.port = port or harness.free_port()
-        self.auth = None
-        conf = os.path.join(case.tmp, "prometheus.yml")
-        with open(conf, "w") as f:
-            f.write("global:\n  scrape_interval: 15s\n")
-        argv = ["prometheus", "--config.file=" + conf,
-                "--storage.tsdb.path=" + os.path.join(case.tmp, "prometheus-data"),
-                "--web.listen-address=127.0.0.1:%d" % self.port,
-                "--web.enable-remote-write-receiver"]
-        if basic_auth:
-            web = os.path.join(case.tmp, "web.yml")
-            with open(web, "w") as f:
-                f.write("basic_auth_users:\n  %s: %s\n" % (USER, PASSWORD_BCRYPT))
-            argv.append("--web.config.file=" + web)
-            self.auth = "Basic " + base64.b64encode(
-                ("%s:%s" % (USER, PASSWORD)).encode()).decode()
-        self.url = "http://127.0.0.1:%d/api/v1/write" % self.port
-        self.proc = harness.Proc("prometheus", argv, harness.clean_env(case.tmp), case.tmp)
-        case._procs.append(self.proc)
-        case.addCleanup(self.proc.stop)
-        wait_for(lambda: self._get("/-/ready")[0] == 200, 30, 0.2, "Prometheus to be ready")
-
-    def _get(self, path):
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path))
-        if self.auth:
-            req.add_header("Authorization", self.auth)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except OSError:
-            return 0, b""
-
-    def query(self, expr, at=None):
-        """The result vector of an instant query ([] when empty), at now or at time `at`."""
-        args = {"query": expr}
-        if at is not None:
-            args["time"] = "%.3f" % at
-        status, body = self._get("/api/v1/query?" + urllib.parse.urlencode(args))
-        if status != 200:
-            raise AssertionError("query %s: HTTP %d %r" % (expr, status, body[:300]))
-        return json.loads(body)["data"]["result"]
-
-    def value(self, expr, at=None):
-        """The one value of expr as a float, None when the vector is empty."""
-        res = self.query(expr, at)
-        if not res:
-            return None
-        if len(res) != 1:
-            raise AssertionError("%s: %d series: %r" % (expr, len(res), res))
-        return float(res[0]["value"][1])
-
-
 @unittest.skipUnless(shutil.which("prometheus"), "prometheus is not installed")
 class MetricsRemoteWriteTest(IntegrationCase):
     def send_traces(self, x):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(sock.close)
-        now = time.time()
-        for i in range(TRACES):
-            for d in trace_docs(i, now):
-                sock.sendto(HEADER + json.dumps(d).encode(), x.udp_addr)
-        sock.sendto(HEADER + b"not json", x.udp_addr)
+        send_mix(self, x)
 
     def secret_file(self, name, text):
         path = os.path.join(self.tmp, name)

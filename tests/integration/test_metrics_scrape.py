@@ -10,37 +10,14 @@ api's segment names the call as its parent). The second call faults, on both sid
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 import unittest
 import urllib.parse
 import urllib.request
 
 import harness
 from harness import IntegrationCase, wait_for
-
-TRACES = 3
-FAULT_AT = 1
-HEADER = b'{"format":"json","version":1}\n'
-
-
-def trace_docs(i, now):
-    tid = "1-%08x-%024x" % (int(now), 0xabc000 + i)
-    fault = i == FAULT_AT
-    call = {"name": "api", "id": "%016x" % (0xb00 + i), "namespace": "remote", "traced": True,
-            "start_time": now + 0.05, "end_time": now + 0.35,
-            "http": {"response": {"status": 500 if fault else 200}}}
-    if fault:
-        call["fault"] = True
-    web = {"name": "web", "id": "%016x" % (0xa00 + i), "trace_id": tid,
-           "start_time": now, "end_time": now + 0.3, "subsegments": [call]}
-    api = {"name": "api", "id": "%016x" % (0xc00 + i), "trace_id": tid,
-           "parent_id": call["id"], "start_time": now + 0.06, "end_time": now + 0.21}
-    if fault:
-        api["fault"] = True
-    return [api, web]
-
+from metrics_peers import TRACES, Prometheus, send_mix
 
 def series(text):
     """{'name{labels}': value} of every sample line."""
@@ -58,13 +35,7 @@ def edge(name, client, server):
 
 class MetricsScrapeTest(IntegrationCase):
     def send_traces(self, x):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(sock.close)
-        now = time.time()
-        for i in range(TRACES):
-            for d in trace_docs(i, now):
-                sock.sendto(HEADER + json.dumps(d).encode(), x.udp_addr)
-        sock.sendto(HEADER + b"not json", x.udp_addr)
+        send_mix(self, x)
 
     def scrape(self, x, accept=None):
         req = urllib.request.Request(x.tcp_url + "/metrics")
@@ -129,18 +100,8 @@ class MetricsScrapeTest(IntegrationCase):
     def test_prometheus_scrapes(self):
         x = self.start_xrayd(["--trace-window", "1"])
         self.send_traces(x)
-        port = harness.free_port()
-        conf = os.path.join(self.tmp, "prometheus.yml")
-        with open(conf, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                    "scrape_configs:\n  - job_name: xrayd\n    static_configs:\n"
-                    "      - targets: ['127.0.0.1:%d']\n" % x.tcp_port)
-        data = os.path.join(self.tmp, "prometheus-data")
-        p = harness.Proc("prometheus", [
-            "prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + data,
-            "--web.listen-address=127.0.0.1:%d" % port], harness.clean_env(self.tmp), self.tmp)
-        self._procs.append(p)
-        self.addCleanup(p.stop)
+        prom = Prometheus(self, scrape="127.0.0.1:%d" % x.tcp_port)
+        port = prom.port
         q = urllib.parse.urlencode({"query": 'traces_service_graph_request_total'
                                     '{client="web",server="api"}'})
         url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, q)

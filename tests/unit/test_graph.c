@@ -952,9 +952,9 @@ static void test_graph_pending_pairs(void **state)
     graph_destroy(g);
 }
 
-/* The callee 10.001 s after the caller: late, and the call waits on until the tick that
- * closes its window, exactly window_ms after its arrival, leads it to its inferred node.
- * Exactly 10 s apart still pairs. */
+/* The callee 10.001 s after the caller: late, and the call waits on until the tick
+ * two windows after its arrival (room for a late callee's trace to be closed) leads it
+ * to its inferred node. Exactly 10 s apart still pairs. */
 static void test_graph_pending_window(void **state)
 {
     (void)state;
@@ -966,11 +966,11 @@ static void test_graph_pending_window(void **state)
     assert_int_equal(st.late, 1);
     assert_int_equal(st.pending, 1);
     assert_int_equal(st.paired + st.expired_callers, 0);
-    graph_tick(g, 10999, NOW);
+    graph_tick(g, 20999, NOW);
     st = get(g);
     assert_int_equal(st.pending, 1);
     assert_int_equal(st.expired_callers, 0);
-    graph_tick(g, 11000, NOW);
+    graph_tick(g, 21000, NOW);
     st = get(g);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.expired_callers, 1);
@@ -1120,7 +1120,7 @@ static void test_graph_pending_retention(void **state)
     reset_pool();
     struct graph *g = mk(0, 5);
     graph_add_trace(g, caller_at(0xA1, 0xA2, 1000, false), false, NOW, 1000);
-    graph_tick(g, 11000, T0 + 600);
+    graph_tick(g, 21000, T0 + 600);
     json_t *arr = services(g, T0 + 600, T0 + 660);
     stats(svc(arr, "api", "remote"), 1, 0, 0, 0, 0.375);
     json_decref(arr);

@@ -606,11 +606,21 @@ void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, 
     graph_map_done(g);
 }
 
+/* A call waits two windows: its callee may arrive until the call's window closes, and
+ * a callee whose trace was complete already (a late document) reaches the graph only
+ * when the assembler closes its late part, up to a window after its arrival. Expiring
+ * after one window lost that race now and then, drawing an inferred node beside the
+ * real one. */
+static bool graph_wait_over(const struct graph *g, uint64_t arrived_ms, uint64_t now_ms)
+{
+    return now_ms >= arrived_ms && now_ms - arrived_ms >= 2 * g->window_ms;
+}
+
 void graph_tick(struct graph *g, uint64_t now_ms, double now_s)
 {
     const struct graph_pending_half *h;
     while ((h = graph_pending_head(&g->pend)) != NULL &&
-           (!(h->flags & GRAPH_PENDING_LIVE) || graph_window_over(g, h->arrived_ms, now_ms)))
+           (!(h->flags & GRAPH_PENDING_LIVE) || graph_wait_over(g, h->arrived_ms, now_ms)))
         graph_pending_expire_head(g, now_s);
 }
 

@@ -61,7 +61,8 @@ void graph_destroy(struct graph *g);
 void graph_add_trace(struct graph *g, const struct digest_doc *docs, bool late, double now_s,
                      uint64_t now_ms);
 
-/* Calls that waited their window (arrived_ms + window_ms <= now_ms) without a callee
+/* Calls that waited two windows (arrived_ms + 2 * window_ms <= now_ms: the callee's
+ * window, then the assembler's window for a callee that came late) without a callee
  * become edges to their inferred nodes. Call often (every ~100 ms): a call waits until
  * then, in arrival order. now_s as for graph_add_trace(). */
 void graph_tick(struct graph *g, uint64_t now_ms, double now_s);

@@ -138,9 +138,10 @@ enum xray_sampler_mode {
 
 /* Metadata sources for the segment's `origin` and `aws` block; looked up once, off the
  * request path. */
-#define XRAY_PLUGIN_EC2               0x1u /* IMDSv2: instance id, AZ, type, AMI */
-#define XRAY_PLUGIN_ECS               0x2u /* container metadata endpoint v4 */
-#define XRAY_PLUGIN_ELASTIC_BEANSTALK 0x4u /* /var/elasticbeanstalk/xray/environment.conf */
+#define XRAY_PLUGIN_EC2 0x1u /* IMDSv2: instance id, AZ, type, AMI */
+#define XRAY_PLUGIN_ECS 0x2u /* container metadata endpoint v4 */
+#define XRAY_PLUGIN_ELASTIC_BEANSTALK                                                              \
+    0x4u /* /var/elasticbeanstalk/xray/environment.conf, or $XRAY_ELASTIC_BEANSTALK_CONF */
 
 /* Log sink: one line without newline. Called from any thread of the library,
  * including the background poller; must not call back into the library. */
@@ -210,7 +211,8 @@ struct xray_recorder;
  * the context calls. Any thread. */
 XRAY_API struct xray_recorder *xray_recorder_create(const struct xray_config *cfg, char *err);
 
-/* Stops the poller (joins it), closes the socket and frees the recorder. Every
+/* Stops the poller and the plugin lookups (joins them: up to 2 s for a sampling call
+ * in flight, 1 s per metadata call), closes the socket and frees the recorder. Every
  * segment begun from it must have ended (their documents were already sent). NULL is
  * ignored. Not concurrently with other calls on rec. */
 XRAY_API void xray_recorder_destroy(struct xray_recorder *rec);

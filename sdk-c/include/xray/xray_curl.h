@@ -30,7 +30,8 @@ struct xray_curl_call {
  * made untraced and the context-missing policy applies) named name (NULL: the URL's
  * host), and sets CURLOPT_HTTPHEADER to a copy of user_headers (may be NULL, stays
  * the caller's) plus the trace header. Returns 0, XRAY_SDK_ENOCONTEXT (call still
- * usable: untraced) or -ENOMEM. The thread that adds easy to a multi handle. */
+ * usable: untraced, CURLOPT_HTTPHEADER set to user_headers), -EINVAL (easy is NULL)
+ * or -ENOMEM. The thread that adds easy to a multi handle. */
 XRAY_API int xray_curl_begin(struct xray_curl_call *call, CURL *easy,
                              struct curl_slist *user_headers, struct xray_segment *parent,
                              const char *name);
