@@ -514,6 +514,23 @@ class IntegrationCase(unittest.TestCase):
         self.addCleanup(p.close)
         return p
 
+    def start_app(self, name, argv, env):
+        """Starts a service that prints one JSON line once it listens ({"port": ...});
+        returns that line, parsed. Stopped in the cleanup."""
+        p = Proc(name, argv, env, self.tmp)
+        self._procs.append(p)
+        self.addCleanup(p.stop)
+
+        def ready():
+            if not p.alive():
+                raise AssertionError("%s exited %s:\n%s" % (name, p.popen.returncode,
+                                                            p.output()[-3000:]))
+            for line in p.output().splitlines():
+                if line.startswith("{"):
+                    return json.loads(line)
+            return None
+        return wait_for(ready, 20, 0.05, "%s to listen" % name)
+
     def start_relay(self, target):
         r = Relay(target)
         self.addCleanup(r.close)

@@ -33,21 +33,6 @@ def fails(i):
 
 
 class MetricsSdkTest(IntegrationCase):
-    def start_app(self, name, argv, env):
-        """Starts a service app; returns its first JSON line (port and rules)."""
-        p = harness.Proc(name, argv, env, self.tmp)
-        self._procs.append(p)
-        self.addCleanup(p.stop)
-
-        def ready():
-            if not p.alive():
-                raise AssertionError("%s exited:\n%s" % (name, p.output()[-3000:]))
-            for line in p.output().splitlines():
-                if line.startswith("{"):
-                    return json.loads(line)
-            return None
-        return wait_for(ready, 20, 0.05, "%s to listen" % name)
-
     def start_services(self, x):
         """front (Python SDK) -> back (Node SDK) -> inventory; returns front's port."""
         inventory = Inventory()

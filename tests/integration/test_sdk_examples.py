@@ -88,22 +88,6 @@ def subsegment(doc, namespace):
 
 class SdkExamplesTest(IntegrationCase):
 
-    def start_app(self, name, argv, env):
-        """Starts a service; returns its first JSON line ({"port": ...})."""
-        p = harness.Proc(name, argv, env, self.tmp)
-        self._procs.append(p)
-        self.addCleanup(p.stop)
-
-        def ready():
-            if not p.alive():
-                raise AssertionError("%s exited %s:\n%s" % (name, p.popen.returncode,
-                                                            p.output()[-3000:]))
-            for line in p.output().splitlines():
-                if line.startswith("{"):
-                    return json.loads(line)
-            return None
-        return wait_for(ready, 20, 0.05, "%s to listen" % name)
-
     def start_xrayd_all(self):
         """xrayd as the sampling authority with a 100 % rule, and a recording relay."""
         rules = os.path.join(self.tmp, "rules.json")

@@ -94,9 +94,9 @@ class SdkInstallTest(unittest.TestCase):
     def test_five_lines_static(self):
         out = os.path.join(self.tmp, "five-static")
         deps = run(["pkg-config", "--libs", "libcurl", "jansson"]).split()
-        run(["cc", EXAMPLE, "-o", out, *self.pkg("--cflags"), "-L" + os.path.join(self.prefix, "lib"),
-             "-Wl,-Bstatic", "-lxray", "-lxray_sampling", "-Wl,-Bdynamic", *deps, "-lpthread",
-             "-lm"])
+        run(["cc", EXAMPLE, "-o", out, *self.pkg("--cflags"),
+             "-L" + os.path.join(self.prefix, "lib"), "-Wl,-Bstatic", "-lxray",
+             "-lxray_sampling", "-Wl,-Bdynamic", *deps, "-lpthread", "-lm"])
         self.assertNotIn("libxray", run(["readelf", "-d", out]))
         self.check_datagram(self.receive_from(out))
 

@@ -151,22 +151,6 @@ class ServiceGraphTest(IntegrationCase):
         out = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else None
         return r.returncode, out, err
 
-    def start_app(self, name, argv, env):
-        """Starts a service app; returns (Proc, its first JSON line: port and rules)."""
-        p = harness.Proc(name, argv, env, self.tmp)
-        self._procs.append(p)
-        self.addCleanup(p.stop)
-
-        def ready():
-            if not p.alive():
-                raise AssertionError("%s exited %s:\n%s" % (name, p.popen.returncode,
-                                                            p.output()[-3000:]))
-            for line in p.output().splitlines():
-                if line.startswith("{"):
-                    return json.loads(line)
-            return None
-        return p, wait_for(ready, 20, 0.05, "%s to listen" % name)
-
     def test_graph_from_sdk_traffic(self):
         t_begin = time.time()
         node = harness.node_exe()
@@ -185,11 +169,11 @@ class ServiceGraphTest(IntegrationCase):
         env = clean_env(self.tmp, {
             "AWS_XRAY_DAEMON_ADDRESS": "tcp:127.0.0.1:%d udp:%s" % (x.tcp_port, relay.address)})
 
-        _, back = self.start_app("back", [node, os.path.join(harness.NODE_DIR, "graph_back.js"),
-                                          str(inventory.port)], env)
-        _, front = self.start_app("front", [sys.executable,
-                                            os.path.join(harness.APPS, "graph_front.py"),
-                                            "--back-port", str(back["port"])], env)
+        back = self.start_app("back", [node, os.path.join(harness.NODE_DIR, "graph_back.js"),
+                                       str(inventory.port)], env)
+        front = self.start_app("front", [sys.executable,
+                                         os.path.join(harness.APPS, "graph_front.py"),
+                                         "--back-port", str(back["port"])], env)
         # Both SDKs took xrayd's rules before their first decision.
         self.assertEqual(back["rules"], ["Default"], back)
         self.assertEqual(front["rules"], ["Default"], front)

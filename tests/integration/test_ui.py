@@ -10,6 +10,10 @@ address, fed with segment documents over UDP.
   faults, one service's) and draw a trace's waterfall; the payload shows as text (no
   element injected, no dialog), nothing is fetched from outside xrayd, and the page's
   headers forbid inline script.
+- test_map_of_sdk_examples: libxray's example services (sdk-c/examples: frontend calls
+  backend with libcurl; backend makes a DynamoDB call and fails one request in ten)
+  driven by real requests: the page shows client -> frontend -> backend -> the table,
+  and backend's panel counts every request and its faults.
 - test_500_nodes: 100 traces of five services each (500 services, 100 clients, 500
   edges), drawn within 2 s and still answering clicks at once.
 
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import harness
@@ -391,6 +396,76 @@ class UiTest(IntegrationCase):
         self.assertEqual(out["injected"]["onerror"], 0)
         self.assertEqual(out["injected"]["scripts"], ["/ui/app.js"])
 
+        rc, _ = x.terminate(10)
+        self.assertEqual(rc, 0, x.log()[-3000:])
+
+    def test_map_of_sdk_examples(self):
+        from test_sdk_examples import examples_dir
+        d = examples_dir()
+        rules = os.path.join(self.tmp, "rules.json")
+        with open(rules, "w") as f:
+            json.dump({"version": 2, "rules": [],
+                       "default": {"fixed_target": 1000, "rate": 1.0}}, f)
+        x = self.start_xrayd(["--upstream", "local", "--sampling-rules", rules,
+                              "--trace-window", "2"])
+        url = x.tcp_url
+        address = "tcp:127.0.0.1:%d udp:%s:%d" % ((x.tcp_port,) + tuple(x.udp_addr))
+        env = harness.clean_env(self.tmp, {"AWS_XRAY_DAEMON_ADDRESS": address})
+
+        back = self.start_app("backend", [os.path.join(d, "backend")], env)
+        front = self.start_app("frontend", [os.path.join(d, "frontend"), "--backend",
+                                            "http://127.0.0.1:%d" % back["port"]], env)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # The first request starts the SDK's poller, which takes xrayd's 100 % rule (the
+        # SDK's built-in default samples 1/s until then); the rest come after it.
+        statuses = []
+        for i in range(21):
+            if i == 1:
+                time.sleep(1.0)
+            try:
+                with opener.open("http://127.0.0.1:%d/item?id=%d" % (front["port"], i),
+                                 timeout=10) as r:
+                    statuses.append(r.status)
+            except urllib.error.HTTPError as e:
+                statuses.append(e.code)
+        faults = statuses.count(500)
+        self.assertEqual(statuses.count(200) + faults, 21, statuses)
+        self.assertGreater(faults, 0, statuses)
+
+        now = time.time()
+        start, end = int(now) - 600, int(now) + 60
+        last = {}
+
+        def graph_done():
+            _, edges = graph_counts(service_graph(url, start, end))
+            last["g"] = edges
+            calls = {(k[0], k[2]): v for k, v in edges.items()}
+            return calls.get(("frontend", "backend")) == 21 and calls.get(
+                ("backend", "items")) == 21
+        try:
+            wait_for(graph_done, 30, 0.5, "the examples' service graph")
+        except AssertionError:
+            self.fail("service graph incomplete: %r" % last.get("g"))
+
+        out = self.browse(url, "map", expectNames=["frontend", "backend", "items"],
+                          clickNode="backend", clickEdge=["frontend", "backend"],
+                          shot="ui-examples.png")
+        self.check_clean(out)
+        names = sorted((n["name"], n["text"]) for n in out["graph"]["nodes"])
+        self.assertEqual([n for n, _ in names], ["backend", "frontend", "frontend", "items"])
+        self.assertTrue(all(n == t for n, t in names), names)  # labels are DOM text
+        edges = {(e["from"], e["to"]) for e in out["graph"]["edges"]}
+        self.assertTrue({("frontend", "backend"), ("backend", "items")} <= edges, edges)
+        self.assertEqual(len(edges), 3, edges)  # and client -> frontend
+        depth = {(n["name"], "client" in n["classes"]): int(n["depth"])
+                 for n in out["graph"]["nodes"]}
+        self.assertEqual(depth[("frontend", True)], 0)
+        self.assertLess(depth[("frontend", False)], depth[("backend", False)])
+        self.assertLess(depth[("backend", False)], depth[("items", False)])
+        stats = out["nodeDetails"]["stats"]
+        self.assertEqual(out["nodeDetails"]["title"], "backend")
+        self.assertEqual(stats["total"], "21")
+        self.assertTrue(stats["fault"].startswith("%d (" % faults), stats)
         rc, _ = x.terminate(10)
         self.assertEqual(rc, 0, x.log()[-3000:])
 

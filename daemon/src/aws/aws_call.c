@@ -57,7 +57,7 @@ struct aws_pending {
 };
 
 /* Copies printable ASCII from s (at most n bytes, stopping at a line break). */
-static size_t aws_clean(char *out, size_t cap, const char *s, size_t n)
+size_t aws_client_printable(char *out, size_t cap, const char *s, size_t n)
 {
     size_t o = 0;
     if (cap == 0)
@@ -102,10 +102,10 @@ static void aws_error_fields(const char *body, size_t len, char *type, size_t tc
         if (t != NULL && tcap > 0) {
             const char *hash = strrchr(t, '#'); /* "com.amazonaws.xray#Name" */
             t = hash != NULL ? hash + 1 : t;
-            aws_clean(type, tcap, t, strlen(t));
+            aws_client_printable(type, tcap, t, strlen(t));
         }
         if (m != NULL && mcap > 0)
-            aws_clean(msg, mcap, m, strlen(m));
+            aws_client_printable(msg, mcap, m, strlen(m));
     }
     json_decref(j);
 }

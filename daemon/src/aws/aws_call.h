@@ -90,6 +90,11 @@ void aws_client_error_type(const char *body, size_t len, char *out, size_t cap);
  * itself), else 0. Pure. */
 int aws_client_error_describe(int status, const char *body, size_t len, char *out, size_t cap);
 
+/* Copies printable ASCII of s[0..n) into out[cap], stopping at a line break or NUL and
+ * writing '?' for other bytes: outside text made safe for one log line or header.
+ * Returns the length written. Pure. */
+size_t aws_client_printable(char *out, size_t cap, const char *s, size_t n);
+
 /* The service's signing name and the base URL, as given. */
 const char *aws_client_service(const struct aws_client *c);
 const char *aws_client_endpoint(const struct aws_client *c);

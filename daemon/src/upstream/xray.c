@@ -33,20 +33,6 @@ struct xray_pending {
     char path[XRAY_PATH_MAX];
 };
 
-/* Copies printable ASCII from s (at most n bytes, stopping at a line break). */
-static size_t xray_clean(char *out, size_t cap, const char *s, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n' || ch == '\r' || ch == 0)
-            break;
-        out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    out[o] = '\0';
-    return o;
-}
-
 static void xray_fail(struct xray *x, enum stats_backend kind, const char *path, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
 
@@ -225,7 +211,7 @@ void xray_user_agent_default(char out[XRAY_USER_AGENT_MAX])
     char clean[96];
     if (env == NULL || env[0] == '\0')
         env = "UNKNOWN";
-    xray_clean(clean, sizeof(clean), env, strlen(env));
+    aws_client_printable(clean, sizeof(clean), env, strlen(env));
     for (char *c = clean; *c; c++)
         if (*c == ' ')
             *c = '_';

@@ -146,8 +146,8 @@ async function runMap(page, out) {
   out.edgeDetails = await collectDetails(page);
 
   out.recent = await waitTraces(page, 'recent');
-  out.evilTimeline = await openTimeline(page, cfg.evilTrace);
-  out.faultTimeline = await openTimeline(page, cfg.faultTrace);
+  if (cfg.evilTrace) out.evilTimeline = await openTimeline(page, cfg.evilTrace);
+  if (cfg.faultTrace) out.faultTimeline = await openTimeline(page, cfg.faultTrace);
 
   await page.click('.tab[data-tab="faults"]');
   out.faults = await waitTraces(page, 'faults');
@@ -164,7 +164,7 @@ async function runMap(page, out) {
   out.serviceTraces = await collectTraces(page);
 
   out.injected = await injected(page);
-  const shot = path.join(cfg.outDir, 'ui-map.png');
+  const shot = path.join(cfg.outDir, cfg.shot || 'ui-map.png');
   await page.screenshot({ path: shot, fullPage: true });
   out.screenshots = [shot];
 }
