@@ -7,17 +7,22 @@ fidelity against moto.
   100 % by xrayd's rules (the SDKs' pollers take them from xrayd). N requests, one in
   five failing in back with a 500. One Prometheus scrapes xrayd's /metrics, a second
   receives its remote write; PromQL through each one's HTTP API returns exactly N
-  requests per edge, N/5 faults, N histogram observations.
+  requests per edge, N/5 faults, N histogram observations, and the same numbers
+  again from samples taken after the mix settled (nothing counted twice).
 - test_full_fidelity_counts_every_request: xrayd uploads to moto with --full-fidelity
   and a rule keeping only /order/1* (FixedRate 1, the Default 0): the SDKs are served
   FixedRate 1.0 and send every segment, so xray_segments_total counts every request,
-  while moto holds exactly the kept traces, and xrayd counts the rest as sampled out.
+  while moto holds exactly the kept traces (both segments of each), xrayd counts the
+  rest as sampled out, and its decision totals at exit (overall and per rule) add up
+  to the N requests.
 """
 
 import json
 import os
+import re
 import shutil
 import sys
+import time
 import unittest
 
 import harness
@@ -99,6 +104,17 @@ class MetricsSdkTest(IntegrationCase):
                 got = {q: prom.value(q) for q in expect}
                 self.fail("%s: %s" % (what, {q: (got[q], v) for q, v in expect.items()
                                              if got[q] != v}))
+        # Later scrapes and pushes (newer samples) keep the same numbers: nothing is
+        # counted twice, no series restarts.
+        settled = time.time()
+        newest = ('min(timestamp(traces_service_graph_request_total'
+                  '{client="front",server="back"}))')
+        for prom, what in ((scraper, "the scraping Prometheus"),
+                           (pushed, "the remote-write receiver")):
+            wait_for(lambda: (prom.value(newest) or 0) > settled + 1, 15, 0.25,
+                     "%s to take samples newer than the settled mix" % what)
+            got = {q: prom.value(q) for q in expect}
+            self.assertEqual(got, {q: float(v) for q, v in expect.items()}, what)
         # The push went through the sink, counted.
         self.assertGreater(scrape_value(
             x, 'xrayd_metrics_sink_requests_total{sink="remote_write",outcome="sent"}'), 0)
@@ -135,17 +151,46 @@ class MetricsSdkTest(IntegrationCase):
                 float(line.rpartition(" ")[2]) for line in body.decode().splitlines()
                 if line.startswith('xray_segments_total{service="front",'))
         wait_for(lambda: counted() == N, 30, 0.25, "xray_segments_total to count every request")
+        # The graph sees every request too, before the decision.
+        self.assertEqual(scrape_value(x, 'traces_service_graph_request_total'
+                                         '{client="user",server="front",connection_type=""}'), N)
         dropped = 2 * (N - len(kept))  # front's and back's segment of each dropped trace
         wait_for(lambda: scrape_value(x, "xrayd_segments_sampled_out_total") == dropped, 15,
                  0.25, "the dropped traces' documents counted as sampled out")
+        wait_for(lambda: scrape_value(x, "xrayd_segments_sent_total") == 2 * len(kept), 15,
+                 0.25, "the kept traces' documents uploaded")
         rc, _ = x.terminate(15)
         self.assertEqual(rc, 0, x.log()[-3000:])
+        self.assertEqual(decision_totals(x.log()),
+                         {"traces kept": len(kept), "by quota": 0, "by rate": len(kept),
+                          "with no rules": 0, "dropped": N - len(kept),
+                          "documents kept": 2 * len(kept), "sampled out": dropped})
+        self.assertEqual(rule_totals(x.log()),
+                         {"keep-1": (len(kept), 0), "Default": (0, N - len(kept))})
 
         docs = [json.loads(d) for d in moto.batch_get_documents(ids)]
         in_moto = {d["trace_id"] for d in docs}
         self.assertEqual(in_moto, kept)  # /order/1 and /order/10..19: 11 of 20
-        self.assertEqual(sorted(d["name"] for d in docs if d["trace_id"] == min(kept)),
-                         ["back", "front"])
+        self.assertLess(len(in_moto), N)
+        for tid in kept:
+            self.assertEqual(sorted(d["name"] for d in docs if d["trace_id"] == tid),
+                             ["back", "front"], tid)
+
+
+def decision_totals(log):
+    """The numbers of xrayd's "sampling totals" line (logged at exit)."""
+    m = re.search(r"sampling totals: traces kept (\d+) \(quota (\d+), rate (\d+), no rules "
+                  r"(\d+)\), dropped (\d+); documents kept (\d+), sampled out (\d+);", log)
+    if not m:
+        raise AssertionError("no sampling totals in the log:\n" + log[-3000:])
+    return dict(zip(("traces kept", "by quota", "by rate", "with no rules", "dropped",
+                     "documents kept", "sampled out"), map(int, m.groups())))
+
+
+def rule_totals(log):
+    """{rule: (traces kept, traces dropped)} of xrayd's per-rule lines (logged at exit)."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+        r'sampling rule "([^"]+)": traces kept (\d+), dropped (\d+);', log)}
 
 
 if __name__ == "__main__":
