@@ -7,6 +7,7 @@ through its query API with exact values.
   series, with basic auth checked by Prometheus itself; a series that goes idle gets a
   stale marker and leaves PromQL, while what it said before stays queryable; a wrong
   password is refused and counted as dropped.
+- With an hour-long interval, what came since the last push is sent when xrayd stops.
 - A receiver that is down: the bodies wait in a small queue (the oldest dropped and
   counted), and once Prometheus starts on that port the samples made while it was
   down arrive.
@@ -116,6 +117,24 @@ class MetricsRemoteWriteTest(IntegrationCase):
         for proc in (x, bad):
             rc, _ = proc.terminate(10)
             self.assertEqual(rc, 0)
+
+    def test_last_interval_sent_at_shutdown(self):
+        """An interval far longer than the test: what came since the last push is
+        exported and sent when xrayd stops, before it exits."""
+        prom = Prometheus(self)
+        x = self.start_xrayd(["--trace-window", "1", "--remote-write-url", prom.url,
+                              "--remote-write-interval", "3600"])
+        self.send_traces(x)
+        req = "traces_service_graph_request_total"
+        wait_for(lambda: scrape_value(x, req + '{client="web",server="api",connection_type=""}')
+                 == TRACES, 15, 0.1, "the mix in xrayd's registry")
+        self.assertIsNone(prom.value(req + EDGE))  # nothing pushed yet
+        rc, _ = x.terminate(10)
+        self.assertEqual(rc, 0, x.log()[-3000:])
+        self.assertIn("metrics sinks sent their last interval", x.log())
+        wait_for(lambda: prom.value(req + EDGE) == TRACES, 15, 0.25,
+                 "the shutdown push in Prometheus")
+        self.assertEqual(prom.value("traces_service_graph_request_failed_total" + EDGE), 1)
 
     def test_receiver_down_then_up(self):
         port = harness.free_port()
